@@ -1,0 +1,267 @@
+/*
+ * core.h — the event loop, listeners, connections (plain, STARTTLS, implicit
+ * TLS), bounded buffers, config, logging, timers and limits. No mail logic.
+ *
+ * Threading: every function here runs on the loop thread unless it says
+ * otherwise. Nothing in core blocks the loop.
+ */
+#ifndef PETREL_CORE_H
+#define PETREL_CORE_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* ------------------------------------------------------------------ log */
+
+enum log_level { PLOG_ERROR, PLOG_WARN, PLOG_INFO, PLOG_DEBUG };
+
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+/* Parses "error", "warn", "info", "debug". Returns 0, or -1 if unknown. */
+int log_level_parse(const char *s, enum log_level *out);
+
+/*
+ * One line per event on stderr:
+ *   2026-12-01T14:00:00.123Z info c42 event=login user=a@b.test result=ok
+ * conn_id 0 prints "-" in place of the connection id. fmt supplies the
+ * key=value fields; values that may hold spaces or peer bytes go through
+ * log_value() first. Secrets are never passed here.
+ */
+void log_event(enum log_level level, uint64_t conn_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Makes s safe as one log field value: control bytes, '"' and '\' are
+ * escaped, the whole is quoted if it holds a space, and it is cut to fit buf.
+ * Returns buf.
+ */
+const char *log_value(const char *s, char *buf, size_t bufsize);
+
+/* --------------------------------------------------------------- config */
+
+enum listener_kind {
+    LISTEN_SMTP,        /* MX, port 25 */
+    LISTEN_SUBMISSION,  /* STARTTLS then AUTH, port 587 */
+    LISTEN_SUBMISSIONS, /* implicit TLS, port 465 (RFC 8314) */
+    LISTEN_IMAP,
+    LISTEN_IMAPS,
+    LISTEN_POP3,
+    LISTEN_POP3S,
+    LISTEN_KIND_COUNT
+};
+
+/* "smtp", "submission", ... as in the [listen] section. */
+const char *listener_kind_name(enum listener_kind kind);
+
+struct listen_addr {
+    bool enabled;
+    char host[64]; /* numeric IPv4 or IPv6 address, no brackets */
+    int port;
+};
+
+struct config {
+    char path[PATH_MAX];
+
+    /* [server] */
+    char hostname[256];
+    char data_dir[PATH_MAX];
+
+    /* [tls] */
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+
+    /* [listen] */
+    struct listen_addr listen[LISTEN_KIND_COUNT];
+
+    /* [limits] */
+    unsigned max_connections;        /* whole server */
+    unsigned max_connections_per_ip;
+    unsigned max_line_length;        /* command lines, bytes incl. CRLF */
+    uint64_t max_message_size;       /* bytes; advertised by SMTP SIZE */
+    unsigned max_recipients;         /* per SMTP transaction */
+    unsigned max_errors;             /* bad commands before 421 and close */
+    unsigned smtp_timeout;           /* seconds idle, SMTP */
+    unsigned preauth_timeout;        /* seconds idle before login, IMAP/POP3 */
+    unsigned idle_timeout;           /* seconds idle after login, IMAP/POP3 */
+    unsigned max_output_buffer;      /* bytes queued to a slow peer before we stop reading */
+
+    /* [auth] */
+    bool plaintext_on_loopback;      /* allow PLAIN/LOGIN without TLS from 127/8, ::1 */
+    unsigned auth_fail_delay_ms;     /* delay after each failed login */
+    unsigned auth_max_fails_ip;      /* failures per address before refusing */
+    unsigned auth_max_fails_user;    /* failures per account before refusing */
+    unsigned auth_fail_window;       /* seconds a failure counts */
+
+    /* [store] */
+    uint64_t default_quota;          /* bytes for new users; 0 = unlimited */
+
+    /* [log] */
+    enum log_level log_level;
+
+    /* [worker] */
+    unsigned threads;                /* libuv thread pool size */
+};
+
+/* Fills cfg with the built-in defaults (see docs/configuration.md). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Reads an INI file over the defaults and validates it. On error returns -1
+ * and writes one line to err naming the file, line and key, e.g.
+ *   "petrel.conf:7: [listen] smtpp: unknown key"
+ * Nothing is bound or opened here.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+/* Parses "50M", "1G", "1024" (K, M, G are powers of 1024). Returns 0 or -1. */
+int parse_size(const char *s, uint64_t *out);
+
+/* -------------------------------------------------------------- buffers */
+
+/* A growable byte buffer with a hard cap. Owner calls buf_free(). */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Returns 0, or -1 if the result would exceed limit bytes or allocation failed. */
+int buf_append(struct buf *b, const void *data, size_t len, size_t limit);
+int buf_printf(struct buf *b, size_t limit, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void buf_consume(struct buf *b, size_t n); /* drop n bytes from the front */
+void buf_free(struct buf *b);
+
+/* ---------------------------------------------------------------- server */
+
+/*
+ * The server owns the loop, the TLS context and the connection limits. One
+ * per process. server_init() loads the certificate and key: on error it
+ * returns -1 with a message in err.
+ */
+struct server;
+
+int server_init(struct server **out, uv_loop_t *loop, const struct config *cfg,
+                char *err, size_t errlen);
+/* SIGHUP: reload certificate and key; on failure keep the old ones and log. */
+int server_reload_tls(struct server *srv);
+const struct config *server_config(const struct server *srv);
+uv_loop_t *server_loop(const struct server *srv);
+unsigned server_connection_count(const struct server *srv);
+
+/*
+ * Graceful stop: close the listeners, then tell every connection's handler
+ * (handler->shutdown) to finish its current transaction and close. done runs
+ * once the last connection is gone.
+ */
+void server_stop(struct server *srv, void (*done)(void *arg), void *arg);
+void server_free(struct server **srv);
+
+/* ------------------------------------------------------------ connection */
+
+enum tls_mode {
+    TLS_NONE,      /* plain; STARTTLS may upgrade it */
+    TLS_IMPLICIT,  /* handshake before the first byte of protocol */
+};
+
+struct conn;
+
+/*
+ * A protocol's callbacks. open runs once the connection is ready (after the
+ * handshake for implicit TLS) and normally writes the greeting. input runs
+ * whenever unconsumed input is buffered and the connection is not paused;
+ * the handler consumes what it can with conn_getline()/conn_getbytes() and
+ * returns. Output written during a callback is flushed when it returns.
+ * close runs exactly once, last; the handler frees its session there.
+ */
+struct conn_handler {
+    void (*open)(struct conn *c);
+    void (*input)(struct conn *c);
+    void (*timeout)(struct conn *c);   /* idle timer fired; NULL: just close */
+    void (*shutdown)(struct conn *c);  /* server stopping; close when idle */
+    void (*close)(struct conn *c);
+};
+
+struct listener;
+
+/*
+ * Binds host:port and accepts connections for handler. ctx is available to
+ * the handler through conn_listener_ctx(). On error returns -1 with err set
+ * (e.g. "smtp 0.0.0.0:25: address already in use").
+ */
+int listener_start(struct server *srv, enum listener_kind kind,
+                   const struct listen_addr *addr, enum tls_mode tls,
+                   const struct conn_handler *handler, void *ctx,
+                   char *err, size_t errlen);
+/* The port actually bound (useful when the config said port 0). */
+int listener_port(const struct listener *l);
+
+uint64_t conn_id(const struct conn *c);
+enum listener_kind conn_kind(const struct conn *c);
+void *conn_listener_ctx(const struct conn *c);
+struct server *conn_server(const struct conn *c);
+void conn_set_data(struct conn *c, void *data);
+void *conn_data(const struct conn *c);
+
+const char *conn_peer_ip(const struct conn *c);   /* "192.0.2.1" or "2001:db8::1" */
+int conn_peer_port(const struct conn *c);
+const char *conn_local_ip(const struct conn *c);
+bool conn_is_loopback(const struct conn *c);
+bool conn_is_tls(const struct conn *c);
+/* Negotiated TLS version and cipher ("TLSv1.3", "TLS_AES_256_GCM_SHA384"); NULL without TLS. */
+const char *conn_tls_version(const struct conn *c);
+const char *conn_tls_cipher(const struct conn *c);
+int conn_tls_bits(const struct conn *c);
+
+enum conn_read {
+    CONN_OK,       /* got a line / some bytes */
+    CONN_AGAIN,    /* nothing complete buffered; input will be called again */
+    CONN_TOOLONG,  /* the line exceeded the limit; it has been discarded up
+                      to and including its LF */
+};
+
+/*
+ * Takes the next line. *line points into the connection's buffer and stays
+ * valid until the next conn_get*() call or the callback returns. *len
+ * excludes the line ending; *crlf tells whether it ended in CRLF (false: a
+ * bare LF). max is the limit in bytes including the ending.
+ */
+enum conn_read conn_getline(struct conn *c, size_t max, const char **line,
+                            size_t *len, bool *crlf);
+/* Takes up to max raw bytes (literals, BDAT chunks, DATA). Same lifetime rule. */
+enum conn_read conn_getbytes(struct conn *c, size_t max, const char **data, size_t *len);
+/* Bytes buffered and not consumed. */
+size_t conn_pending(const struct conn *c);
+
+/* Queue output; it is flushed when the current callback returns. */
+void conn_write(struct conn *c, const void *data, size_t len);
+void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flush now (e.g. from an async completion outside any callback). */
+void conn_flush(struct conn *c);
+
+/*
+ * Stop delivering input (an async step is under way: a store commit, a
+ * password check). Bytes keep being buffered up to the input limit, then
+ * reading stops. conn_resume() schedules input on the next loop turn.
+ */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+/*
+ * Begin the server side of a TLS handshake. Every byte buffered after the
+ * current line is discarded (STARTTLS injection). Input resumes after the
+ * handshake; a failed handshake closes the connection.
+ */
+int conn_starttls(struct conn *c);
+
+/* Idle timeout in milliseconds; reset by every read. 0 disables. */
+void conn_set_timeout(struct conn *c, uint64_t ms);
+
+/* Flush pending output, then close. handler->close runs afterwards. */
+void conn_close(struct conn *c);
+
+#endif
