@@ -184,6 +184,9 @@ struct conn_handler {
     void (*timeout)(struct conn *c);   /* idle timer fired; NULL: just close */
     void (*shutdown)(struct conn *c);  /* server stopping; close when idle */
     void (*close)(struct conn *c);
+    /* Over a connection limit: write the protocol's "too busy" line. Core
+     * closes the connection after it (open is never called). */
+    void (*refuse)(struct conn *c, const char *why);
 };
 
 struct listener;
