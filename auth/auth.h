@@ -50,6 +50,15 @@ struct auth_session;
  * logging) and whether the channel is TLS or loopback.
  */
 struct auth_session *auth_session_new(const char *service, struct conn *c);
+/* Both constructors return NULL when out of memory or when auth_init() ran
+ * without a loop (answer the client with a temporary failure). */
+/*
+ * The same without a struct conn (unit tests, tools): peer_ip gives the
+ * throttling/logging address (loopback is derived from it), tls whether the
+ * channel is encrypted, conn_id the id printed in log lines (0: none).
+ */
+struct auth_session *auth_session_new_peer(const char *service, const char *peer_ip, bool tls,
+                                           uint64_t conn_id);
 /* Frees at once, or after a step still running on the pool completes (its
  * callback is then not called). Sets *s to NULL. */
 void auth_session_free(struct auth_session **s);

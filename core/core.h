@@ -202,6 +202,8 @@ int listener_start(struct server *srv, enum listener_kind kind,
                    char *err, size_t errlen);
 /* The port actually bound (useful when the config said port 0). */
 int listener_port(const struct listener *l);
+/* The listener most recently started for kind, or NULL (e.g. to ask its port). */
+struct listener *server_listener(const struct server *srv, enum listener_kind kind);
 
 uint64_t conn_id(const struct conn *c);
 enum listener_kind conn_kind(const struct conn *c);
@@ -237,6 +239,9 @@ enum conn_read conn_getline(struct conn *c, size_t max, const char **line,
                             size_t *len, bool *crlf);
 /* Takes up to max raw bytes (literals, BDAT chunks, DATA). Same lifetime rule. */
 enum conn_read conn_getbytes(struct conn *c, size_t max, const char **data, size_t *len);
+/* Gives back the last n bytes of the latest conn_getbytes() in the same
+ * callback (input read ahead that belongs to the next command). */
+void conn_unget(struct conn *c, size_t n);
 /* Bytes buffered and not consumed. */
 size_t conn_pending(const struct conn *c);
 

@@ -36,7 +36,9 @@ struct mime_part {
 
     char *type;                  /* lowercased, "text" by default */
     char *subtype;               /* lowercased, "plain" by default */
-    struct mime_param *params;   /* Content-Type parameters */
+    struct mime_param *params;   /* Content-Type parameters; every text/ *
+                                  * part has a charset (us-ascii added last
+                                  * when absent, as IMAP reports it) */
     unsigned n_params;
     char *id;                    /* Content-ID, raw or NULL */
     char *description;           /* Content-Description, raw or NULL */
@@ -50,6 +52,12 @@ struct mime_part {
 
     struct mime_part *children;  /* multipart/ *: the parts, in order */
     unsigned n_children;
+    /* true when the body was split into parts (a multipart with a usable
+     * boundary, within the limits); it may still have zero children (IMAP
+     * then shows one empty text/plain part, as Dovecot does). A multipart
+     * type with multipart == false is a single opaque body (no boundary
+     * parameter, or past MIME_MAX_DEPTH / MIME_MAX_PARTS). */
+    bool multipart;
     struct mime_part *message;   /* message/rfc822 (and global): the inner message */
 
     /* Envelope fields of this part's header when it is a message (the root
@@ -60,8 +68,10 @@ struct mime_part {
 
 struct mime_message {
     struct mime_part root;
-    unsigned n_parts;
+    unsigned n_parts;            /* parts in the tree, root and inner messages
+                                  * included; <= MIME_MAX_PARTS */
     bool repaired;               /* limits hit or structure repaired */
+    size_t size;                 /* bytes parsed: every offset is <= size */
 };
 
 /* Parses len bytes of data. Returns NULL only when out of memory. */
@@ -70,8 +80,14 @@ void mime_free(struct mime_message **msg);
 
 /*
  * Serialises a parse into a compact self-describing byte string (to be
- * stored) and back. mime_encode returns a malloc'd buffer; mime_decode
- * returns NULL on a corrupt or truncated input.
+ * stored) and back; the format is in docs/mime.md. mime_encode returns a
+ * malloc'd buffer (*len bytes, not NUL-terminated), NULL when out of memory.
+ * mime_decode returns NULL on a corrupt, truncated or unknown-version input;
+ * a tree it returns has the parser's guarantees (type, subtype, encoding and
+ * parameter names/values set; header_start <= body_start <= end <= size;
+ * children and inner messages inside their parent's body; depth below
+ * MIME_MAX_DEPTH, n_parts correct and <= MIME_MAX_PARTS). A reader must
+ * still check msg->size against the message it indexes with the offsets.
  */
 char *mime_encode(const struct mime_message *msg, size_t *len);
 struct mime_message *mime_decode(const char *data, size_t len);

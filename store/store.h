@@ -139,6 +139,7 @@ struct store_rcpt {
     unsigned n_users;
     int64_t user_ids[STORE_MAX_EXPANSION];
     uint64_t quota_free[STORE_MAX_EXPANSION]; /* UINT64_MAX when unlimited */
+    uint64_t quota[STORE_MAX_EXPANSION];      /* the whole quota, same rule */
     unsigned n_remote;
     char remote[8][320];
 };
@@ -210,6 +211,19 @@ int store_message_list(struct store *s, const char *address, const char *mailbox
 /* The exact stored bytes of a message (decompressed). Caller frees *data. */
 int store_message_read(struct store *s, int64_t mailbox_id, uint32_t uid,
                        char **data, size_t *len);
+
+/* ------------------------------------------------------------------ stats */
+
+/*
+ * Counters of the writer since store_start_writer: transactions committed
+ * and deliveries (store_deliver calls) they carried. Group commit makes
+ * transactions < deliveries under load. Any thread.
+ */
+struct store_stats {
+    uint64_t transactions;
+    uint64_t deliveries;
+};
+void store_stats(struct store *s, struct store_stats *out);
 
 /* ------------------------------------------------------------------ queue */
 

@@ -1,0 +1,125 @@
+/*
+ * core-int.h — private to core/: the server, listener and connection
+ * structures shared by server.c and conn.c.
+ */
+#ifndef PETREL_CORE_INT_H
+#define PETREL_CORE_INT_H
+
+#include "core/core.h"
+
+#include <openssl/ssl.h>
+
+/* libuv offers this much per read; one such buffer serves the whole loop. */
+#define CORE_READ_SIZE (64 * 1024)
+/* Force-close a closing connection whose peer does not take our last bytes. */
+#define CORE_CLOSE_LINGER_MS 10000
+/* Cork size at which conn_write() pushes output to the socket by itself. */
+#define CORE_CORK_MAX (64 * 1024)
+
+struct ip_count;
+
+/*
+ * A connection. Input is read into the server's shared buffer; the handler
+ * consumes from there ("ext" view) and only what it leaves is copied into
+ * in, which is freed once empty. Consumption is lazy (in_off / ext_off) so
+ * a handler can take many lines per callback without a memmove each.
+ */
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;             /* idle timeout; linger while closing */
+    struct server *srv;
+    struct listener *l;
+    const struct conn_handler *h;
+    struct conn *next, *prev;     /* server's list */
+    struct conn *rnext, *rprev;   /* server's resume list */
+    uint64_t id;
+    void *data;
+
+    struct buf in;
+    size_t in_off;
+    const char *ext;              /* non-NULL during a zero-copy dispatch */
+    size_t ext_len, ext_off;
+    size_t line_max;              /* largest max given to conn_getline */
+
+    struct buf out;               /* corked plaintext output */
+    size_t queued;                /* bytes handed to uv_write, not yet done */
+
+    SSL *ssl;
+    BIO *rbio, *wbio;             /* owned by ssl */
+
+    uint64_t bytes_in, bytes_out;
+    uint64_t start_ms, timeout_ms;
+    unsigned handles_open;
+    unsigned in_cb;               /* depth of handler callbacks running */
+
+    bool counted;                 /* accepted within limits */
+    bool opened;                  /* handler->open ran */
+    bool paused;
+    bool rpending;                /* on the resume list */
+    bool closing;
+    bool shut;                    /* uv_shutdown / uv_close begun */
+    bool handles_closing;
+    bool eof;                     /* peer finished sending */
+    bool dead;                    /* socket error: write nothing more */
+    bool discarding;              /* inside an overlong line */
+    bool handshaking;
+    bool reading;
+    bool out_blocked;             /* back-pressure from a slow peer */
+
+    int peer_port;
+    char peer_ip[46];
+    char local_ip[46];
+};
+
+struct server {
+    uv_loop_t *loop;
+    struct config cfg;
+    SSL_CTX *ctx;                 /* NULL until a certificate loads */
+    char *rbuf;                   /* shared read buffer, CORE_READ_SIZE */
+    bool rbuf_busy;
+
+    struct listener *listeners;
+    struct conn *conns;           /* every live conn object */
+    unsigned nconns;              /* objects, refused ones included */
+    unsigned nactive;             /* accepted connections (limits, count) */
+    uint64_t next_id;
+
+    struct ip_count **ip_table;   /* per-address counts of accepted conns */
+    size_t ip_buckets;
+
+    uv_idle_t idle;               /* runs deferred input (conn_resume) */
+    struct conn *resume_head;
+
+    bool stopping;
+    bool idle_closed;
+    bool free_pending;
+    unsigned closing_handles;     /* listener handles waiting for close_cb */
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+};
+
+struct listener {
+    uv_tcp_t tcp;
+    struct server *srv;
+    struct listener *next;
+    enum listener_kind kind;
+    enum tls_mode tls;
+    const struct conn_handler *handler;
+    void *ctx;
+    int port;
+    char name[96];                /* "smtp 127.0.0.1:2525" */
+};
+
+/* server.c */
+int server_ip_acquire(struct server *srv, const char *ip);
+void server_ip_release(struct server *srv, const char *ip);
+void server_conn_gone(struct server *srv);
+void server_schedule_resume(struct server *srv, struct conn *c);
+void server_unschedule_resume(struct server *srv, struct conn *c);
+
+/* conn.c */
+void conn_accept(struct listener *l);
+void conn_run_resume(struct conn *c);
+void conn_server_shutdown(struct conn *c);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * smtp-int.h — private to smtp/: the session, the transaction and the
+ * functions the session's files share.
+ */
+#ifndef PETREL_SMTP_INT_H
+#define PETREL_SMTP_INT_H
+
+#include "auth/auth.h"
+#include "smtp/smtp.h"
+
+/* RFC 4954 §4: an AUTH response line may be up to 12288 octets. */
+#define SMTP_MAX_AUTH_LINE 12288
+
+/* Headroom over max_message_size for our trace headers. */
+#define SMTP_TRACE_ROOM 4096
+
+enum smtp_role {
+    ROLE_MX,          /* port 25: anyone, local recipients only */
+    ROLE_SUBMISSION,  /* 587/465: AUTH before MAIL, may relay */
+};
+
+/* What the session reads next. */
+enum smtp_phase {
+    PHASE_COMMAND,  /* command lines */
+    PHASE_DATA,     /* the DATA body up to CRLF.CRLF */
+    PHASE_BDAT,     /* the bytes of a BDAT chunk */
+    PHASE_AUTH,     /* a SASL response line */
+    PHASE_WAIT,     /* an async step runs (commit, SASL); input paused */
+    PHASE_CLOSING,  /* QUIT or a fatal reply sent; input ignored */
+};
+
+/* Where the DATA reader stands in the byte stream (RFC 5321 §4.1.1.4). */
+enum data_state { DS_BOL, DS_TEXT, DS_CR, DS_DOT, DS_DOT_CR };
+
+/* One mail transaction: from MAIL to the end of DATA/BDAT LAST or RSET. */
+struct smtp_txn {
+    struct smtp_path from;
+    struct smtp_mail_params params;
+    unsigned n_rcpt;              /* accepted RCPT commands */
+    char first_rcpt[SMTP_MAX_PATH + 1];
+
+    int64_t *user_ids;            /* local recipients after expansion, unique */
+    unsigned n_users, cap_users;
+    char **remote;                /* remote recipients, unique */
+    unsigned n_remote, cap_remote;
+
+    struct buf msg;               /* trace headers, then the message */
+    size_t body_start;            /* where the client's bytes begin in msg */
+    bool too_big;                 /* over max_message_size; still reading */
+    bool bare_eol;                /* a bare CR or LF was seen */
+    enum data_state ds;
+
+    bool bdat;                    /* BDAT used: DATA no longer allowed */
+    bool bdat_failed;             /* a chunk was refused: the rest is read and refused */
+    bool bdat_last;
+    uint64_t chunk_left;
+    bool prev_cr;                 /* BDAT: last byte of the previous chunk was CR */
+};
+
+struct smtp_session {
+    struct conn *conn;
+    struct store *store;
+    const struct config *cfg;
+    enum smtp_role role;
+    enum smtp_phase phase;
+
+    char helo[256];
+    bool esmtp;                   /* EHLO, not HELO */
+    unsigned errors;
+
+    struct smtp_txn *txn;
+    unsigned txn_count;
+
+    struct auth_session *auth;
+    char user[320];               /* authenticated address, "" if none */
+    int64_t user_id;
+
+    bool closed;                  /* the connection is gone */
+    bool committing;              /* a store commit holds this session */
+    bool stopping;                /* server shutdown: close after this transaction */
+};
+
+/* session.c */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A reply that counts as a client error; past max_errors the session ends. */
+void smtp_error(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void smtp_enter(struct smtp_session *s, enum smtp_phase phase);
+void smtp_txn_free(struct smtp_txn **txn);
+void smtp_after_transaction(struct smtp_session *s);
+void smtp_session_free(struct smtp_session **s);
+void smtp_close(struct smtp_session *s);
+
+/* commands.c */
+typedef void (*smtp_cmd_fn)(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_helo(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_ehlo(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_rset(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_noop(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_quit(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_help(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_vrfy(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_expn(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);
+
+/* auth.c */
+void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
+void smtp_auth_response(struct smtp_session *s, const char *line, size_t len);
+
+/* data.c */
+void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len);
+/* Feed buffered input to the DATA / BDAT reader. Returns false when it
+ * needs more input. */
+bool smtp_read_data(struct smtp_session *s);
+bool smtp_read_bdat(struct smtp_session *s);
+
+/* deliver.c */
+int smtp_trace_headers(struct smtp_session *s);
+void smtp_deliver(struct smtp_session *s);
+
+#endif

@@ -1,0 +1,317 @@
+/*
+ * db.c — connections, schema migrations, store_open/store_close.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "store/store-int.h"
+
+/*
+ * Schema migrations, in order: migrations[i] takes user_version i to i + 1.
+ * Never edit a released entry; append a new one. All pending entries run in
+ * one transaction on open, so a crash leaves the old version intact.
+ */
+static const char *const migrations[] = {
+    /* 1: the base schema. */
+    "CREATE TABLE domains ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"              /* lowercase */
+    "  created INTEGER NOT NULL);"
+
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL UNIQUE COLLATE NOCASE,"  /* local@domain */
+    "  local TEXT NOT NULL,"
+    "  domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,"
+    "  pw_hash TEXT NOT NULL DEFAULT '',"
+    "  scram_secret TEXT NOT NULL DEFAULT '',"
+    "  quota INTEGER NOT NULL DEFAULT 0,"       /* bytes, 0 = unlimited */
+    "  used INTEGER NOT NULL DEFAULT 0,"        /* bytes of stored messages */
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX users_domain ON users(domain_id);"
+
+    /* One row per (alias, target); "@domain" is the catch-all. */
+    "CREATE TABLE aliases ("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL COLLATE NOCASE,"
+    "  domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,"
+    "  target TEXT NOT NULL COLLATE NOCASE,"
+    "  UNIQUE(address, target));"
+    "CREATE INDEX aliases_domain ON aliases(domain_id);"
+    "CREATE INDEX aliases_target ON aliases(target);"
+
+    "CREATE TABLE mailboxes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  special_use TEXT NOT NULL DEFAULT '',"
+    "  uidvalidity INTEGER NOT NULL,"
+    "  uidnext INTEGER NOT NULL DEFAULT 1,"
+    "  highestmodseq INTEGER NOT NULL DEFAULT 1,"
+    "  subscribed INTEGER NOT NULL DEFAULT 1,"
+    "  UNIQUE(user_id, name));"
+
+    /* Blob refcount = messages rows + queue rows that point at it. */
+    "CREATE TABLE blobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  sha256 BLOB NOT NULL UNIQUE,"
+    "  data BLOB NOT NULL,"                     /* zlib stream */
+    "  size INTEGER NOT NULL,"                  /* raw bytes */
+    "  refcount INTEGER NOT NULL);"
+
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  modseq INTEGER NOT NULL,"
+    "  flags TEXT NOT NULL DEFAULT '',"         /* space-separated, keywords too */
+    "  internal_date INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+    "  UNIQUE(mailbox_id, uid));"
+    "CREATE INDEX messages_blob ON messages(blob_id);"
+
+    /* mime_encode() of the parse, plus envelope fields for sorting/search. */
+    "CREATE TABLE parses ("
+    "  blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,"
+    "  mime BLOB,"
+    "  date TEXT, subject TEXT, from_addr TEXT, message_id TEXT);"
+
+    "CREATE TABLE queue ("
+    "  id INTEGER PRIMARY KEY,"
+    "  blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+    "  mail_from TEXT NOT NULL,"
+    "  rcpt TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"                   /* lowercase, for per-domain runs */
+    "  created INTEGER NOT NULL,"
+    "  next_attempt INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX queue_due ON queue(next_attempt);"
+    "CREATE INDEX queue_blob ON queue(blob_id);",
+
+    /* 2: reserved for the IMAP work: the FTS5 search index
+     * (CREATE VIRTUAL TABLE ... USING fts5). Append it here. */
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+const char *store_strerror(int result)
+{
+    switch (result) {
+    case STORE_OK: return "ok";
+    case STORE_ERROR: return "database error";
+    case STORE_NOTFOUND: return "not found";
+    case STORE_EXISTS: return "already exists";
+    case STORE_INVALID: return "invalid address or argument";
+    case STORE_LOOP: return "alias would loop";
+    case STORE_QUOTA: return "over quota";
+    case STORE_BUSY: return "store is shutting down";
+    default: return "unknown error";
+    }
+}
+
+void store_db_log(sqlite3 *db, const char *op)
+{
+    char buf[256];
+    log_event(PLOG_ERROR, 0, "event=store_error op=%s error=%s", op,
+              log_value(db ? sqlite3_errmsg(db) : "no connection", buf, sizeof(buf)));
+}
+
+int store_db_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        char buf[256];
+        log_event(PLOG_ERROR, 0, "event=store_error op=exec error=%s",
+                  log_value(msg ? msg : "?", buf, sizeof(buf)));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+sqlite3_stmt *store_db_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        store_db_log(db, "prepare");
+        return NULL;
+    }
+    return st;
+}
+
+const char *store_col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? (const char *)t : "";
+}
+
+/* BEGIN IMMEDIATE takes the write lock up front, so busy_timeout applies to
+ * it rather than to a later lock upgrade that cannot wait (SQLITE_BUSY). */
+int store_tx_begin(sqlite3 *db)
+{
+    return store_db_exec(db, "BEGIN IMMEDIATE");
+}
+
+int store_tx_commit(sqlite3 *db)
+{
+    if (store_db_exec(db, "COMMIT") != 0) {
+        store_tx_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+void store_tx_rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_db_open(const char *path, bool query_only, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(db, 1);
+    /* journal_mode is persistent in the file, the rest is per connection. */
+    const char *setup = query_only
+        ? "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; PRAGMA query_only=ON;"
+        : "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;";
+    char *msg = NULL;
+    if (sqlite3_exec(db, setup, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+void store_db_close(sqlite3 **db)
+{
+    if (*db) {
+        sqlite3_close_v2(*db);
+        *db = NULL;
+    }
+}
+
+static int user_version(sqlite3 *db, int *out)
+{
+    sqlite3_stmt *st = store_db_prepare(db, "PRAGMA user_version");
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Runs the pending migrations in one transaction. The version is read again
+ * under the write lock: petrelctl and petreld may open a fresh file together. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int v = 0;
+    if (store_tx_begin(db) != 0 || user_version(db, &v) != 0) {
+        snprintf(err, errlen, "reading schema version: %s", sqlite3_errmsg(db));
+        store_tx_rollback(db);
+        return -1;
+    }
+    if (v > N_MIGRATIONS) {
+        snprintf(err, errlen, "database schema version %d is newer than this program (%d)",
+                 v, N_MIGRATIONS);
+        store_tx_rollback(db);
+        return -1;
+    }
+    for (int i = v; i < N_MIGRATIONS; i++) {
+        char *msg = NULL;
+        if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d: %s", i + 1, msg ? msg : "?");
+            sqlite3_free(msg);
+            store_tx_rollback(db);
+            return -1;
+        }
+    }
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", N_MIGRATIONS);
+    if (store_db_exec(db, sql) != 0 || store_tx_commit(db) != 0) {
+        snprintf(err, errlen, "migration commit: %s", sqlite3_errmsg(db));
+        store_tx_rollback(db);
+        return -1;
+    }
+    if (v != N_MIGRATIONS)
+        log_event(PLOG_INFO, 0, "event=store_migrate from=%d to=%d", v, N_MIGRATIONS);
+    return 0;
+}
+
+int store_open(const char *data_dir, struct store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!data_dir || !*data_dir) {
+        snprintf(err, errlen, "no data directory");
+        return -1;
+    }
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", data_dir, strerror(errno));
+        return -1;
+    }
+    struct store *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if ((size_t)snprintf(s->path, sizeof(s->path), "%s/petrel.db", data_dir)
+        >= sizeof(s->path)) {
+        snprintf(err, errlen, "%s: path too long", data_dir);
+        free(s);
+        return -1;
+    }
+    pthread_mutex_init(&s->ad_lock, NULL);
+    pthread_mutex_init(&s->q_lock, NULL);
+    pthread_cond_init(&s->q_cond, NULL);
+    pthread_cond_init(&s->idle_cond, NULL);
+
+    /* The admin connection is opened first: it creates the file and runs the
+     * migrations; the reader is query_only and opens a migrated schema. */
+    if (store_db_open(s->path, false, &s->ad, err, errlen) != 0
+        || migrate(s->ad, err, errlen) != 0
+        || store_db_open(s->path, true, &s->rd, err, errlen) != 0) {
+        store_close(&s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store **sp)
+{
+    struct store *s = *sp;
+    if (!s)
+        return;
+    store_writer_stop(s);
+    while (s->subs) {
+        struct store_sub *next = s->subs->next;
+        free(s->subs);
+        s->subs = next;
+    }
+    store_db_close(&s->rd);
+    store_db_close(&s->ad);
+    pthread_cond_destroy(&s->idle_cond);
+    pthread_cond_destroy(&s->q_cond);
+    pthread_mutex_destroy(&s->q_lock);
+    pthread_mutex_destroy(&s->ad_lock);
+    free(s);
+    *sp = NULL;
+}
