@@ -219,11 +219,22 @@ static int user_version(sqlite3 *db, int *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Runs the pending migrations in one transaction. The version is read again
- * under the write lock: petrelctl and petreld may open a fresh file together. */
+/*
+ * Runs the pending migrations in one transaction. An up-to-date file is only
+ * read: opening must not wait for the write lock, or petrelctl could not even
+ * list while petreld's writer (or another petrelctl) holds it. When work is
+ * pending the version is read again under the write lock: petrelctl and
+ * petreld may open a fresh file together.
+ */
 static int migrate(sqlite3 *db, char *err, size_t errlen)
 {
     int v = 0;
+    if (user_version(db, &v) != 0) {
+        snprintf(err, errlen, "reading schema version: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (v == N_MIGRATIONS)
+        return 0;
     if (store_tx_begin(db) != 0 || user_version(db, &v) != 0) {
         snprintf(err, errlen, "reading schema version: %s", sqlite3_errmsg(db));
         store_tx_rollback(db);
