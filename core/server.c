@@ -270,7 +270,17 @@ static void on_idle(uv_idle_t *h)
 
 static void check_done(struct server *srv);
 
+/* Listeners stay allocated until the server is freed: connections keep a
+ * pointer to theirs and may outlive the listening socket during a stop. */
 static void on_listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    l->srv->closing_handles--;
+    check_done(l->srv);
+}
+
+/* A listener that failed to start was never linked: it goes at once. */
+static void on_failed_listener_closed(uv_handle_t *h)
 {
     struct listener *l = h->data;
     struct server *srv = l->srv;
@@ -340,7 +350,7 @@ int listener_start(struct server *srv, enum listener_kind kind,
     if (r != 0) {
         snprintf(err, errlen, "%s: %s", name, uv_strerror(r));
         srv->closing_handles++;
-        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+        uv_close((uv_handle_t *)&l->tcp, on_failed_listener_closed);
         return -1;
     }
     l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -380,6 +390,11 @@ static void free_server_mem(struct server *srv)
     }
     free(srv->ip_table);
     free(srv->rbuf);
+    while (srv->listeners) {
+        struct listener *l = srv->listeners;
+        srv->listeners = l->next;
+        free(l);
+    }
     free(srv);
 }
 
@@ -415,9 +430,7 @@ void server_stop(struct server *srv, void (*done)(void *arg), void *arg)
     srv->stop_done = done;
     srv->stop_arg = arg;
     log_event(PLOG_INFO, 0, "event=stopping connections=%u", srv->nactive);
-    while (srv->listeners) {
-        struct listener *l = srv->listeners;
-        srv->listeners = l->next;
+    for (struct listener *l = srv->listeners; l; l = l->next) {
         srv->closing_handles++;
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
     }
