@@ -259,6 +259,12 @@ static bool take_local(struct smtp_session *s, const char *address)
         smtp_reply(s, "451 4.3.0 Temporary lookup failure, try again later");
         return true;
     }
+    if (r.truncated) {
+        /* Delivering to part of an alias would lose mail silently. */
+        log_reject(s, "rcpt", address, "550");
+        smtp_error(s, "550 5.2.4 <%s>: Alias expands to too many recipients", address);
+        return true;
+    }
     for (unsigned i = 0; i < r.n_users; i++) {
         /* A message larger than the whole quota can never be delivered:
          * permanent. Otherwise the user may make room: temporary (RFC 3463

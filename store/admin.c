@@ -140,6 +140,38 @@ int store_domain_add(struct store *s, const char *domain)
 }
 
 /*
+ * Removes alias rows whose target is a local address that is neither a user
+ * nor an alias any more, until none is left: deleting a user, a domain or an
+ * alias can leave an alias with no target, and the aliases naming that one
+ * would then point at nothing (the address refuses mail instead of reaching
+ * its catch-all). Each round removes at least one row, so this ends.
+ */
+static int prune_aliases(sqlite3 *db)
+{
+    sqlite3_stmt *st = store_db_prepare(db,
+        "DELETE FROM aliases WHERE EXISTS (SELECT 1 FROM domains d"
+        "   WHERE d.name = lower(substr(aliases.target, instr(aliases.target, '@') + 1)))"
+        " AND NOT EXISTS (SELECT 1 FROM users u WHERE u.address = aliases.target)"
+        " AND NOT EXISTS (SELECT 1 FROM aliases a WHERE a.address = aliases.target)");
+    if (!st)
+        return STORE_ERROR;
+    int r = STORE_OK;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            store_db_log(db, "alias_prune");
+            r = STORE_ERROR;
+            break;
+        }
+        if (sqlite3_changes(db) == 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+/*
  * Deletes a user inside the caller's transaction: its messages (blob
  * refcounts decremented, blobs at 0 removed with their parses), its
  * mailboxes, and alias targets naming it, so no alias silently points at
@@ -162,7 +194,7 @@ static int user_delete_tx(sqlite3 *db, int64_t uid)
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
         if (exec_bind(db, steps[i], NULL, uid) < 0)
             return STORE_ERROR;
-    return STORE_OK;
+    return prune_aliases(db);
 }
 
 int store_domain_del(struct store *s, const char *domain)
@@ -208,7 +240,8 @@ int store_domain_del(struct store *s, const char *domain)
     if (r == STORE_OK
         && (exec_bind(s->ad, "DELETE FROM aliases WHERE lower(substr(target,"
                              " -length(?1) - 1)) = '@' || ?1", name, 0) < 0
-            || exec_bind(s->ad, "DELETE FROM domains WHERE id = ?2", NULL, did) != 1))
+            || exec_bind(s->ad, "DELETE FROM domains WHERE id = ?2", NULL, did) != 1
+            || prune_aliases(s->ad) != STORE_OK))
         r = STORE_ERROR;
     r = admin_end(s, r);
     if (r == STORE_OK)
@@ -301,8 +334,8 @@ int store_user_add(struct store *s, const char *address, const char *pw_hash,
         " VALUES (?1, ?2, ?3, ?4)") : NULL;
     if (r == STORE_OK && !st)
         r = STORE_ERROR;
-    for (size_t i = 0; r == STORE_OK && i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]);
-         i++) {
+    size_t n_default = sizeof(default_mailboxes) / sizeof(default_mailboxes[0]);
+    for (size_t i = 0; r == STORE_OK && i < n_default; i++) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, uid);
         sqlite3_bind_text(st, 2, default_mailboxes[i].name, -1, SQLITE_STATIC);
@@ -666,8 +699,7 @@ int store_alias_del(struct store *s, const char *address, const char *targets)
         sqlite3_finalize(st);
     }
     /* Once the alias is gone, other aliases must not point at nothing. */
-    if (r == STORE_OK && !store_alias_exists(s->ad, addr)
-        && exec_bind(s->ad, "DELETE FROM aliases WHERE target = ?1", addr, 0) < 0)
+    if (r == STORE_OK && prune_aliases(s->ad) != STORE_OK)
         r = STORE_ERROR;
     r = admin_end(s, r);
     free(tl.addr);

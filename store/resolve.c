@@ -8,10 +8,12 @@
  * alias (deleted meanwhile) is skipped. Catch-all and plus-addressing apply
  * to the envelope recipient only, never to alias targets.
  */
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/core.h"
 #include "store/store-int.h"
 
 struct resolve {
@@ -28,8 +30,10 @@ static void add_user(struct resolve *r, int64_t id, uint64_t quota, uint64_t use
     for (unsigned i = 0; i < o->n_users; i++)
         if (o->user_ids[i] == id)
             return;
-    if (o->n_users == STORE_MAX_EXPANSION)
+    if (o->n_users == STORE_MAX_EXPANSION) {
+        o->truncated = true;
         return;
+    }
     o->user_ids[o->n_users] = id;
     o->quota_free[o->n_users] = quota == 0 ? UINT64_MAX : used >= quota ? 0 : quota - used;
     o->quota[o->n_users] = quota == 0 ? UINT64_MAX : quota;
@@ -43,8 +47,10 @@ static void add_remote(struct resolve *r, const char *addr)
     for (unsigned i = 0; i < o->n_remote; i++)
         if (strcasecmp(o->remote[i], addr) == 0)
             return;
-    if (o->n_remote == cap)
+    if (o->n_remote == cap) {
+        o->truncated = true;
         return;
+    }
     snprintf(o->remote[o->n_remote++], sizeof(o->remote[0]), "%s", addr);
 }
 
@@ -86,6 +92,8 @@ static int expand(struct resolve *r, const char *addr, int depth)
         found = true;
         if (n < sizeof(targets) / sizeof(targets[0]))
             snprintf(targets[n++], sizeof(targets[0]), "%s", store_col_text(r->alias, 0));
+        else
+            r->out->truncated = true;
     }
     if (rc != SQLITE_DONE) {
         store_db_log(r->db, "resolve_alias");
@@ -97,8 +105,12 @@ static int expand(struct resolve *r, const char *addr, int depth)
             add_remote(r, targets[i]);
             continue;
         }
-        if (try_user(r, targets[i]) != 0 || depth + 1 >= STORE_ALIAS_DEPTH)
+        if (try_user(r, targets[i]) != 0)
             continue;
+        if (depth + 1 >= STORE_ALIAS_DEPTH) {
+            r->out->truncated = true;
+            continue;
+        }
         expand(r, targets[i], depth + 1);
     }
     return found ? 1 : 0;
@@ -151,5 +163,10 @@ int store_resolve_rcpt(struct store *s, const char *address, struct store_rcpt *
     sqlite3_finalize(r.alias);
     if (r.err)
         return STORE_ERROR;
+    if (out->truncated) {
+        char buf[STORE_ADDR_MAX + 8];
+        log_event(PLOG_WARN, 0, "event=resolve_truncated rcpt=%s users=%u remote=%u",
+                  log_value(addr, buf, sizeof(buf)), out->n_users, out->n_remote);
+    }
     return out->n_users || out->n_remote ? STORE_OK : STORE_NOTFOUND;
 }

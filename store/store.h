@@ -142,6 +142,10 @@ struct store_rcpt {
     uint64_t quota[STORE_MAX_EXPANSION];      /* the whole quota, same rule */
     unsigned n_remote;
     char remote[8][320];
+    /* The expansion hit a limit (STORE_MAX_EXPANSION users, 8 remote
+     * addresses, STORE_ALIAS_DEPTH levels) and some targets are missing
+     * from the lists above; logged as event=resolve_truncated. */
+    bool truncated;
 };
 int store_resolve_rcpt(struct store *s, const char *address, struct store_rcpt *out);
 

@@ -510,8 +510,11 @@ static void test_aliases_resolve(void **state)
     assert_true(r.quota_free[0] == UINT64_MAX);
     assert_int_equal(store_resolve_rcpt(f->s, "ALICE@example.test", &r), STORE_OK);
     assert_int_equal(r.user_ids[0], alice);
+    assert_true(r.quota[0] == UINT64_MAX);
+    assert_false(r.truncated);
     assert_int_equal(store_resolve_rcpt(f->s, "bob@example.test", &r), STORE_OK);
     assert_int_equal(r.quota_free[0], 1000);
+    assert_int_equal(r.quota[0], 1000);
 
     assert_int_equal(store_resolve_rcpt(f->s, "nobody@example.test", &r), STORE_NOTFOUND);
     assert_int_equal(store_resolve_rcpt(f->s, "alice@remote.test", &r), STORE_NOTFOUND);
@@ -604,9 +607,57 @@ static void test_aliases_resolve(void **state)
     assert_int_equal(store_alias_del(f->s, "@example.test", NULL), STORE_OK);
     assert_int_equal(store_resolve_rcpt(f->s, "all@example.test", &r), STORE_NOTFOUND);
 
-    /* Deleting a user removes the alias targets naming it. */
+    /* Limits of one expansion are reported, never silently applied. */
+    char list[1024] = "";
+    for (unsigned i = 0; i < 10; i++) {
+        char one[40];
+        snprintf(one, sizeof one, "%sr%u@remote.test", i ? "," : "", i);
+        strcat(list, one);
+    }
+    assert_int_equal(store_alias_add(f->s, "wide@example.test", list), STORE_OK);
+    assert_int_equal(store_resolve_rcpt(f->s, "wide@example.test", &r), STORE_OK);
+    assert_int_equal(r.n_remote, 8);
+    assert_true(r.truncated);
+    assert_int_equal(store_alias_del(f->s, "wide@example.test", NULL), STORE_OK);
+    /* A chain deeper than the expansion depth. */
+    assert_int_equal(store_alias_add(f->s, "d0@example.test", "bob@example.test"), STORE_OK);
+    for (unsigned i = 1; i <= 10; i++) {
+        char a[40], t[40];
+        snprintf(a, sizeof a, "d%u@example.test", i);
+        snprintf(t, sizeof t, "d%u@example.test", i - 1);
+        assert_int_equal(store_alias_add(f->s, a, t), STORE_OK);
+    }
+    assert_int_equal(store_resolve_rcpt(f->s, "d3@example.test", &r), STORE_OK);
+    assert_false(r.truncated);
+    assert_int_equal(r.user_ids[0], bob);
+    assert_int_equal(store_resolve_rcpt(f->s, "d10@example.test", &r), STORE_NOTFOUND);
+    assert_true(r.truncated);
+    assert_int_equal(store_alias_del(f->s, "d0@example.test", NULL), STORE_OK);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM aliases WHERE address LIKE 'd%'"), 0);
+
+    /* Deleting a user removes the alias targets naming it, and the aliases
+     * left with no target, however deep: c -> b -> a -> alice. */
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
     assert_int_equal(store_resolve_rcpt(f->s, "c@example.test", &r), STORE_NOTFOUND);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM aliases WHERE address IN"
+                               " ('a@example.test', 'b@example.test', 'c@example.test')"), 0);
+    /* ... so that the catch-all takes those addresses again. */
+    assert_int_equal(store_alias_add(f->s, "@example.test", "bob@example.test"), STORE_OK);
+    assert_int_equal(store_resolve_rcpt(f->s, "c@example.test", &r), STORE_OK);
+    assert_int_equal(r.user_ids[0], bob);
+    /* Same through an alias deleted by name. */
+    assert_int_equal(store_alias_add(f->s, "d@example.test", "bob@example.test"), STORE_OK);
+    assert_int_equal(store_alias_add(f->s, "e@example.test", "d@example.test"), STORE_OK);
+    assert_int_equal(store_alias_add(f->s, "g@example.test",
+                                     "e@example.test,far@remote.test"), STORE_OK);
+    assert_int_equal(store_alias_del(f->s, "d@example.test", NULL), STORE_OK);
+    rows.n = 0;
+    assert_int_equal(store_alias_list(f->s, NULL, alias_cb, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.address[0], "@example.test");
+    assert_string_equal(rows.address[1], "alice+bob@example.test");
+    assert_string_equal(rows.address[2], "g@example.test");
+    assert_string_equal(rows.targets[2], "far@remote.test");
     fx_close(&f);
 }
 
@@ -655,8 +706,10 @@ static void test_deliver_shared_blob(void **state)
     assert_int_equal(db_int(f, "SELECT size FROM blobs"), sizeof MSG - 1);
     assert_int_equal(db_int(f, "SELECT length(sha256) FROM blobs"), 32);
     assert_int_equal(db_int(f, "SELECT count(*) FROM messages"), 3);
-    /* The parse cache has one row per blob. */
+    /* The parse cache has one row per blob, envelope fields included. */
     assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM parses WHERE subject = 'Hello'"
+                               " AND message_id = '<1@remote.test>' AND length(mime) > 0"), 1);
 
     static const char *const users[] = { "alice@example.test", "bob@example.test",
                                          "carol@example.test" };
@@ -688,7 +741,11 @@ static void test_deliver_shared_blob(void **state)
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
     assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 2);
     assert_int_equal(store_user_del(f->s, "bob@example.test"), STORE_OK);
-    assert_int_equal(store_user_del(f->s, "carol@example.test"), STORE_OK);
+    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 1);
+    /* Deleting the domain deletes carol and her mail with it. */
+    assert_int_equal(store_domain_del(f->s, "example.test"), STORE_OK);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM messages"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM mailboxes"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 0);
     fx_close(&f);
@@ -751,14 +808,14 @@ static void test_read_exact(void **state)
 
 /* Change events as a subscriber saw them. */
 struct events {
-    struct store_change ch[64];
+    struct store_change ch[256];
     unsigned n;
 };
 
 static void on_change(void *arg, const struct store_change *ch)
 {
     struct events *e = arg;
-    assert_true(e->n < 64);
+    assert_true(e->n < 256);
     e->ch[e->n++] = *ch;
 }
 
@@ -844,6 +901,9 @@ static void test_group_commit(void **state)
     assert_non_null(msgs);
     assert_non_null(lens);
     assert_non_null(done);
+    struct events *ev = calloc(1, sizeof(*ev));
+    assert_non_null(ev);
+    struct store_sub *sub = store_subscribe(f->s, ids[0], on_change, ev);
     unsigned pending = 0;
     for (unsigned i = 0; i < GROUP_N; i++) {
         lens[i] = (size_t)snprintf(msgs[i], sizeof msgs[i],
@@ -862,6 +922,18 @@ static void test_group_commit(void **state)
         assert_true(done[i].fired);
         assert_int_equal(done[i].result, STORE_OK);
     }
+    /* Appends in one commit are merged into ranges; together they cover
+     * alice's UIDs 1..GROUP_N exactly once, in order. */
+    uint32_t next_uid = 1;
+    for (unsigned k = 0; k < ev->n; k++) {
+        assert_int_equal(ev->ch[k].user_id, ids[0]);
+        assert_int_equal(ev->ch[k].uid_first, next_uid);
+        assert_true(ev->ch[k].uid_last >= ev->ch[k].uid_first);
+        next_uid = ev->ch[k].uid_last + 1;
+    }
+    assert_int_equal(next_uid, GROUP_N + 1);
+    store_unsubscribe(f->s, &sub);
+    free(ev);
     struct store_stats st;
     store_stats(f->s, &st);
     assert_int_equal(st.deliveries, GROUP_N);
@@ -959,8 +1031,26 @@ static void test_quota(void **state)
     assert_int_equal(u.messages, 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
 
+    /* Deliveries racing for the last bytes in one group: the writer sees
+     * each one's usage, so exactly one of two 300-byte messages fits. */
+    unsigned pending = 0;
+    struct done race[2];
+    memset(race, 0, sizeof race);
+    for (unsigned i = 0; i < 2; i++) {
+        struct store_delivery d = { .data = i ? msg : msg + 1, .len = 300, .mail_from = "",
+                                    .user_ids = &small, .n_users = 1 };
+        race[i].pending = &pending;
+        assert_int_equal(store_deliver(f->s, &d, on_done, &race[i]), STORE_OK);
+        pending++;
+    }
+    wait_pending(f, &pending);
+    assert_int_equal((race[0].result == STORE_OK) + (race[1].result == STORE_OK), 1);
+    assert_int_equal((race[0].result == STORE_QUOTA) + (race[1].result == STORE_QUOTA), 1);
+    assert_int_equal(store_user_get(f->s, "small@example.test", &u), STORE_OK);
+    assert_int_equal(u.used, 900);
+    assert_int_equal(deliver_wait(f, msg, 100, &small, 1, NULL, 0), STORE_OK);
+
     /* Exactly up to the quota is accepted. */
-    assert_int_equal(deliver_wait(f, msg, 400, &small, 1, NULL, 0), STORE_OK);
     assert_int_equal(store_user_get(f->s, "small@example.test", &u), STORE_OK);
     assert_int_equal(u.used, 1000);
     assert_int_equal(deliver_wait(f, msg, 1, &small, 1, NULL, 0), STORE_QUOTA);
