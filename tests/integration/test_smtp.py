@@ -558,3 +558,59 @@ def test_connection_limit_per_ip(make_server):
     conns[0].expect("QUIT", 221)
     time.sleep(0.2)
     raw(server).expect("NOOP", 250)
+
+
+def test_connection_limit_total(make_server):
+    server = make_server(extra={"limits": {"max_connections": "2"}})
+    conns = [raw(server, "smtp"), raw(server, "submission")]
+    extra = Raw(server.port("smtp"))
+    code, texts = extra.reply()
+    assert code == 421 and "4.7.0" in texts[0]
+    assert extra.closed()
+    conns[1].expect("QUIT", 221)
+    time.sleep(0.2)
+    raw(server).expect("NOOP", 250)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def test_back_pressure_bounds_memory(make_server):
+    """A client that pipelines without reading: the server stops reading once
+    its output queue is full, so its memory stays bounded."""
+    server = make_server(extra={"limits": {"max_output_buffer": "64K"}})
+    before = rss_kb(server.proc.pid)
+    r = raw_ehlo(server)
+    n = 2_000_000
+    r.sock.settimeout(2)
+    sent = 0
+    chunk = b"NOOP\r\n" * 10000
+    try:
+        while sent < n:
+            r.sock.sendall(chunk)
+            sent += 10000
+    except socket.timeout:
+        pass  # the server stopped reading: good
+    grown = rss_kb(server.proc.pid) - before
+    assert sent < n, "the server read 12 MB of commands without the client reading a reply"
+    assert grown < 20000, f"server grew by {grown} KB"
+    # Reading the replies lets it go on; every NOOP is answered in order.
+    r.sock.settimeout(20)
+    got = 0
+    data = b""
+    while got < sent:
+        data += r.sock.recv(1 << 20)
+        got += data.count(b"\r\n")
+        data = data[data.rfind(b"\r\n") + 2:] if b"\r\n" in data else data
+    assert got == sent
+    r.expect("NOOP", 250)
+
+
+def test_alias_expanding_too_far_is_refused(server):
+    targets = ",".join(f"r{i}@remote.test" for i in range(9))
+    server.env.ctl_ok("alias", "add", "list@example.test", targets)
+    r = raw_ehlo(server)
+    r.expect("MAIL FROM:<carol@remote.test>", 250)
+    r.expect("RCPT TO:<list@example.test>", 550, "5.2.4")
