@@ -429,12 +429,6 @@ void auth_shutdown(void)
 
 /* ------------------------------------------------------------ sessions */
 
-static bool ip_is_loopback(const char *ip)
-{
-    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
-           strncmp(ip, "::ffff:127.", 11) == 0;
-}
-
 static struct auth_session *session_create(const char *service, const char *ip, bool tls,
                                            unsigned tls_bits, bool loopback, uint64_t id)
 {

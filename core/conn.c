@@ -48,11 +48,16 @@ const char *conn_local_ip(const struct conn *c) { return c->local_ip; }
 
 bool conn_is_loopback(const struct conn *c)
 {
+    return ip_is_loopback(c->peer_ip);
+}
+
+bool ip_is_loopback(const char *ip)
+{
     struct in_addr a4;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, c->peer_ip, &a4) == 1)
+    if (inet_pton(AF_INET, ip, &a4) == 1)
         return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, c->peer_ip, &a6) == 1) {
+    if (inet_pton(AF_INET6, ip, &a6) == 1) {
         if (IN6_IS_ADDR_LOOPBACK(&a6))
             return true;
         return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;

@@ -216,6 +216,8 @@ const char *conn_peer_ip(const struct conn *c);   /* "192.0.2.1" or "2001:db8::1
 int conn_peer_port(const struct conn *c);
 const char *conn_local_ip(const struct conn *c);
 bool conn_is_loopback(const struct conn *c);
+/* 127.0.0.0/8, ::1 or an IPv4-mapped 127/8, given as a numeric address. */
+bool ip_is_loopback(const char *ip);
 bool conn_is_tls(const struct conn *c);
 /* Negotiated TLS version and cipher ("TLSv1.3", "TLS_AES_256_GCM_SHA384"); NULL without TLS. */
 const char *conn_tls_version(const struct conn *c);

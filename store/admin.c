@@ -83,35 +83,26 @@ static int exec_bind(sqlite3 *db, const char *sql, const char *t1, int64_t i2)
     return sqlite3_changes(db);
 }
 
-static int admin_begin(struct store *s)
-{
-    pthread_mutex_lock(&s->ad_lock);
-    if (store_tx_begin(s->ad) != 0) {
-        pthread_mutex_unlock(&s->ad_lock);
-        return STORE_ERROR;
-    }
-    return STORE_OK;
-}
-
-/* Commits when r is STORE_OK, else rolls back. Returns the final result. */
-static int admin_end(struct store *s, int r)
-{
-    if (r == STORE_OK) {
-        if (store_tx_commit(s->ad) != 0)
-            r = STORE_ERROR;
-    } else {
-        store_tx_rollback(s->ad);
-    }
-    pthread_mutex_unlock(&s->ad_lock);
-    return r;
-}
-
 static void lower_copy(const char *in, char *out, size_t outlen)
 {
     size_t i = 0;
     for (; in[i] && i + 1 < outlen; i++)
         out[i] = (char)tolower((unsigned char)in[i]);
     out[i] = '\0';
+}
+
+/* The domain id a list is limited to: 0 (all) when domain is NULL. */
+static int domain_filter(struct store *s, const char *domain, int64_t *did)
+{
+    *did = 0;
+    if (!domain)
+        return STORE_OK;
+    if (!store_domain_valid(domain))
+        return STORE_INVALID;
+    *did = store_domain_id(s->rd, domain);
+    if (*did <= 0)
+        return *did < 0 ? STORE_ERROR : STORE_NOTFOUND;
+    return STORE_OK;
 }
 
 /* ---------------------------------------------------------------- domains */
@@ -122,7 +113,7 @@ int store_domain_add(struct store *s, const char *domain)
         return STORE_INVALID;
     char name[STORE_DOMAIN_MAX + 1];
     lower_copy(domain, name, sizeof(name));
-    if (admin_begin(s) != STORE_OK)
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
     int r = STORE_OK;
     int64_t id = store_domain_id(s->ad, name);
@@ -133,7 +124,7 @@ int store_domain_add(struct store *s, const char *domain)
     else if (exec_bind(s->ad, "INSERT INTO domains(name, created) VALUES (?1, ?2)",
                        name, (int64_t)time(NULL)) != 1)
         r = STORE_ERROR;
-    r = admin_end(s, r);
+    r = store_admin_end(s, r);
     if (r == STORE_OK)
         log_event(PLOG_INFO, 0, "event=domain_add domain=%s", name);
     return r;
@@ -203,17 +194,17 @@ int store_domain_del(struct store *s, const char *domain)
         return STORE_INVALID;
     char name[STORE_DOMAIN_MAX + 1];
     lower_copy(domain, name, sizeof(name));
-    if (admin_begin(s) != STORE_OK)
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
     int r = STORE_OK;
     int64_t did = store_domain_id(s->ad, name);
     if (did <= 0) {
         r = did < 0 ? STORE_ERROR : STORE_NOTFOUND;
-        return admin_end(s, r);
+        return store_admin_end(s, r);
     }
     sqlite3_stmt *st = store_db_prepare(s->ad, "SELECT id FROM users WHERE domain_id = ?1");
     if (!st)
-        return admin_end(s, STORE_ERROR);
+        return store_admin_end(s, STORE_ERROR);
     sqlite3_bind_int64(st, 1, did);
     int64_t *ids = NULL;
     size_t n = 0, cap = 0;
@@ -243,7 +234,7 @@ int store_domain_del(struct store *s, const char *domain)
             || exec_bind(s->ad, "DELETE FROM domains WHERE id = ?2", NULL, did) != 1
             || prune_aliases(s->ad) != STORE_OK))
         r = STORE_ERROR;
-    r = admin_end(s, r);
+    r = store_admin_end(s, r);
     if (r == STORE_OK)
         log_event(PLOG_INFO, 0, "event=domain_del domain=%s users=%zu", name, n);
     return r;
@@ -295,7 +286,7 @@ int store_user_add(struct store *s, const char *address, const char *pw_hash,
     if (strlen(pw_hash) >= sizeof(u->pw_hash) || strlen(scram_secret) >= sizeof(u->scram_secret)
         || quota > INT64_MAX)
         return STORE_INVALID;
-    if (admin_begin(s) != STORE_OK)
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
     int r = STORE_OK;
     int64_t did = store_domain_id(s->ad, store_addr_domain(addr));
@@ -307,14 +298,14 @@ int store_user_add(struct store *s, const char *address, const char *pw_hash,
     else if (existing > 0 || store_alias_exists(s->ad, addr))
         r = STORE_EXISTS;
     if (r != STORE_OK)
-        return admin_end(s, r);
+        return store_admin_end(s, r);
 
     int64_t now = (int64_t)time(NULL);
     sqlite3_stmt *st = store_db_prepare(s->ad,
         "INSERT INTO users(address, local, domain_id, pw_hash, scram_secret, quota, created)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (!st)
-        return admin_end(s, STORE_ERROR);
+        return store_admin_end(s, STORE_ERROR);
     sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, addr, (int)(store_addr_domain(addr) - 1 - addr), SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, did);
@@ -348,7 +339,7 @@ int store_user_add(struct store *s, const char *address, const char *pw_hash,
         }
     }
     sqlite3_finalize(st);
-    r = admin_end(s, r);
+    r = store_admin_end(s, r);
     if (r == STORE_OK) {
         char buf[STORE_ADDR_MAX + 8];
         log_event(PLOG_INFO, 0, "event=user_add user=%s", log_value(addr, buf, sizeof(buf)));
@@ -361,11 +352,11 @@ int store_user_del(struct store *s, const char *address)
     char addr[STORE_ADDR_MAX + 1];
     if (store_addr_norm(address, false, addr, sizeof(addr)) != STORE_OK)
         return STORE_INVALID;
-    if (admin_begin(s) != STORE_OK)
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
     int64_t uid = store_user_id(s->ad, addr);
     int r = uid < 0 ? STORE_ERROR : uid == 0 ? STORE_NOTFOUND : user_delete_tx(s->ad, uid);
-    r = admin_end(s, r);
+    r = store_admin_end(s, r);
     if (r == STORE_OK) {
         char buf[STORE_ADDR_MAX + 8];
         log_event(PLOG_INFO, 0, "event=user_del user=%s", log_value(addr, buf, sizeof(buf)));
@@ -382,13 +373,13 @@ int store_user_passwd(struct store *s, const char *address, const char *pw_hash,
         || strlen(pw_hash) >= sizeof(u->pw_hash)
         || (scram_secret && strlen(scram_secret) >= sizeof(u->scram_secret)))
         return STORE_INVALID;
-    if (admin_begin(s) != STORE_OK)
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
     int r = STORE_OK;
     sqlite3_stmt *st = store_db_prepare(s->ad,
         "UPDATE users SET pw_hash = ?2, scram_secret = ?3 WHERE address = ?1");
     if (!st)
-        return admin_end(s, STORE_ERROR);
+        return store_admin_end(s, STORE_ERROR);
     sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, pw_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, scram_secret ? scram_secret : "", -1, SQLITE_STATIC);
@@ -399,7 +390,7 @@ int store_user_passwd(struct store *s, const char *address, const char *pw_hash,
         r = STORE_NOTFOUND;
     }
     sqlite3_finalize(st);
-    return admin_end(s, r);
+    return store_admin_end(s, r);
 }
 
 int store_user_set_quota(struct store *s, const char *address, uint64_t quota)
@@ -407,12 +398,12 @@ int store_user_set_quota(struct store *s, const char *address, uint64_t quota)
     char addr[STORE_ADDR_MAX + 1];
     if (store_addr_norm(address, false, addr, sizeof(addr)) != STORE_OK || quota > INT64_MAX)
         return STORE_INVALID;
-    if (admin_begin(s) != STORE_OK)
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
     int r = STORE_OK;
     sqlite3_stmt *st = store_db_prepare(s->ad, "UPDATE users SET quota = ?2 WHERE address = ?1");
     if (!st)
-        return admin_end(s, STORE_ERROR);
+        return store_admin_end(s, STORE_ERROR);
     sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)quota);
     if (sqlite3_step(st) != SQLITE_DONE) {
@@ -422,7 +413,7 @@ int store_user_set_quota(struct store *s, const char *address, uint64_t quota)
         r = STORE_NOTFOUND;
     }
     sqlite3_finalize(st);
-    return admin_end(s, r);
+    return store_admin_end(s, r);
 }
 
 #define USER_COLUMNS \
@@ -467,14 +458,10 @@ int store_user_get(struct store *s, const char *address, struct store_user *out)
 
 int store_user_list(struct store *s, const char *domain, store_user_cb cb, void *arg)
 {
-    int64_t did = 0;
-    if (domain) {
-        if (!store_domain_valid(domain))
-            return STORE_INVALID;
-        did = store_domain_id(s->rd, domain);
-        if (did <= 0)
-            return did < 0 ? STORE_ERROR : STORE_NOTFOUND;
-    }
+    int64_t did;
+    int r = domain_filter(s, domain, &did);
+    if (r != STORE_OK)
+        return r;
     sqlite3_stmt *st = store_db_prepare(s->rd, USER_COLUMNS
         " WHERE ?1 = 0 OR u.domain_id = ?1 ORDER BY u.address");
     if (!st)
@@ -600,7 +587,7 @@ int store_alias_add(struct store *s, const char *address, const char *targets)
         free(tl.addr);
         return r;
     }
-    if (admin_begin(s) != STORE_OK) {
+    if (store_admin_begin(s) != STORE_OK) {
         free(tl.addr);
         return STORE_ERROR;
     }
@@ -654,7 +641,7 @@ int store_alias_add(struct store *s, const char *address, const char *targets)
         r = STORE_EXISTS;
     if (r == STORE_OK)
         r = loop_check(s->ad, addr);
-    r = admin_end(s, r);
+    r = store_admin_end(s, r);
     free(tl.addr);
     if (r == STORE_OK) {
         char buf[STORE_ADDR_MAX + 8];
@@ -675,7 +662,7 @@ int store_alias_del(struct store *s, const char *address, const char *targets)
         free(tl.addr);
         return r;
     }
-    if (admin_begin(s) != STORE_OK) {
+    if (store_admin_begin(s) != STORE_OK) {
         free(tl.addr);
         return STORE_ERROR;
     }
@@ -701,7 +688,7 @@ int store_alias_del(struct store *s, const char *address, const char *targets)
     /* Once the alias is gone, other aliases must not point at nothing. */
     if (r == STORE_OK && prune_aliases(s->ad) != STORE_OK)
         r = STORE_ERROR;
-    r = admin_end(s, r);
+    r = store_admin_end(s, r);
     free(tl.addr);
     if (r == STORE_OK) {
         char buf[STORE_ADDR_MAX + 8];
@@ -712,14 +699,10 @@ int store_alias_del(struct store *s, const char *address, const char *targets)
 
 int store_alias_list(struct store *s, const char *domain, store_alias_cb cb, void *arg)
 {
-    int64_t did = 0;
-    if (domain) {
-        if (!store_domain_valid(domain))
-            return STORE_INVALID;
-        did = store_domain_id(s->rd, domain);
-        if (did <= 0)
-            return did < 0 ? STORE_ERROR : STORE_NOTFOUND;
-    }
+    int64_t did;
+    int r = domain_filter(s, domain, &did);
+    if (r != STORE_OK)
+        return r;
     sqlite3_stmt *st = store_db_prepare(s->rd,
         "SELECT address, group_concat(target, ',') FROM"
         " (SELECT address, target FROM aliases WHERE ?1 = 0 OR domain_id = ?1"

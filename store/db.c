@@ -173,6 +173,30 @@ void store_tx_rollback(sqlite3 *db)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* The admin connection is shared by the threads of one process: one
+ * transaction at a time, under ad_lock. */
+int store_admin_begin(struct store *s)
+{
+    pthread_mutex_lock(&s->ad_lock);
+    if (store_tx_begin(s->ad) != 0) {
+        pthread_mutex_unlock(&s->ad_lock);
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+int store_admin_end(struct store *s, int r)
+{
+    if (r == STORE_OK) {
+        if (store_tx_commit(s->ad) != 0)
+            r = STORE_ERROR;
+    } else {
+        store_tx_rollback(s->ad);
+    }
+    pthread_mutex_unlock(&s->ad_lock);
+    return r;
+}
+
 int store_db_open(const char *path, bool query_only, sqlite3 **out, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;

@@ -61,11 +61,8 @@ int store_queue_del(struct store *s, int64_t id)
 {
     if (id <= 0)
         return STORE_INVALID;
-    pthread_mutex_lock(&s->ad_lock);
-    if (store_tx_begin(s->ad) != 0) {
-        pthread_mutex_unlock(&s->ad_lock);
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
-    }
     int r = STORE_OK;
     sqlite3_stmt *st = store_db_prepare(s->ad, "SELECT blob_id FROM queue WHERE id = ?1");
     int64_t blob = 0;
@@ -90,13 +87,7 @@ int store_queue_del(struct store *s, int64_t id)
             || exec_ids(s->ad, "DELETE FROM blobs WHERE id = ?1 AND refcount <= 0",
                         blob, 0) < 0))
         r = STORE_ERROR;
-    if (r == STORE_OK) {
-        if (store_tx_commit(s->ad) != 0)
-            r = STORE_ERROR;
-    } else {
-        store_tx_rollback(s->ad);
-    }
-    pthread_mutex_unlock(&s->ad_lock);
+    r = store_admin_end(s, r);
     if (r == STORE_OK)
         log_event(PLOG_INFO, 0, "event=queue_del id=%lld", (long long)id);
     return r;
@@ -107,23 +98,14 @@ int store_queue_flush(struct store *s, int64_t id)
     if (id < 0)
         return STORE_INVALID;
     int64_t now = (int64_t)time(NULL);
-    pthread_mutex_lock(&s->ad_lock);
-    if (store_tx_begin(s->ad) != 0) {
-        pthread_mutex_unlock(&s->ad_lock);
+    if (store_admin_begin(s) != STORE_OK)
         return STORE_ERROR;
-    }
     /* min(): an entry already overdue keeps its place in the due order. */
     int n = exec_ids(s->ad,
                      "UPDATE queue SET next_attempt = min(next_attempt, ?2)"
                      " WHERE ?1 = 0 OR id = ?1", id, now);
     int r = n < 0 ? STORE_ERROR : (id && n == 0) ? STORE_NOTFOUND : STORE_OK;
-    if (r == STORE_OK) {
-        if (store_tx_commit(s->ad) != 0)
-            r = STORE_ERROR;
-    } else {
-        store_tx_rollback(s->ad);
-    }
-    pthread_mutex_unlock(&s->ad_lock);
+    r = store_admin_end(s, r);
     if (r == STORE_OK)
         log_event(PLOG_INFO, 0, "event=queue_flush id=%lld entries=%d", (long long)id, n);
     return r;

@@ -75,6 +75,10 @@ void store_db_log(sqlite3 *db, const char *op);
 int store_tx_begin(sqlite3 *db);
 int store_tx_commit(sqlite3 *db);
 void store_tx_rollback(sqlite3 *db);
+/* A transaction on the admin connection: begin takes ad_lock; end commits
+ * when r is STORE_OK (else rolls back), releases it and returns the result. */
+int store_admin_begin(struct store *s);
+int store_admin_end(struct store *s, int r);
 const char *store_col_text(sqlite3_stmt *st, int col);
 
 /* addr.c: syntax and normal form. out gets local@domain with the domain
