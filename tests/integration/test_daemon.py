@@ -59,15 +59,50 @@ def test_check_only(petrel_env, tls_dir):
     assert r.returncode == 0 and r.stdout.endswith(": ok\n")
 
 
-def test_sighup_reloads_certificate(server):
-    server.proc.send_signal(1)
+def served_cert(port):
+    """The DER certificate the server presents on an implicit-TLS port."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_sighup_reloads_certificate(make_server, tmp_path, repo_root):
+    import shutil
     import time
-    for _ in range(50):
+    tls = tmp_path / "tls"
+    subprocess.run([str(repo_root / "scripts/make-cert.sh"), "mail.example.test", str(tls)],
+                   check=True)
+    server = make_server(extra={"tls": {"cert": str(tls / "cert.pem"),
+                                        "key": str(tls / "key.pem")}})
+    first = served_cert(server.port("submissions"))
+    new = tmp_path / "new"
+    subprocess.run([str(repo_root / "scripts/make-cert.sh"), "mail.example.test", str(new)],
+                   check=True)
+    # A broken pair is refused and the old one stays.
+    (tls / "cert.pem").write_text("garbage")
+    server.proc.send_signal(1)
+    for _ in range(100):
+        if "event=reload-tls result=failed" in server.log_text():
+            break
+        time.sleep(0.05)
+    assert "event=reload-tls result=failed" in server.log_text()
+    assert served_cert(server.port("submissions")) == first
+    shutil.copy(new / "cert.pem", tls / "cert.pem")
+    shutil.copy(new / "key.pem", tls / "key.pem")
+    server.proc.send_signal(1)
+    for _ in range(100):
         if "event=reload-tls result=ok" in server.log_text():
             break
         time.sleep(0.05)
-    assert "event=reload-tls result=ok" in server.log_text()
-    import smtplib
-    with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"), timeout=10,
-                          context=server.ssl_context()) as s:
-        assert s.noop()[0] == 250
+    second = served_cert(server.port("submissions"))
+    assert second != first
+    assert second == ssl_der(new / "cert.pem")
+
+
+def ssl_der(path):
+    import ssl
+    return ssl.PEM_cert_to_DER_cert(path.read_text())

@@ -614,3 +614,69 @@ def test_alias_expanding_too_far_is_refused(server):
     r = raw_ehlo(server)
     r.expect("MAIL FROM:<carol@remote.test>", 250)
     r.expect("RCPT TO:<list@example.test>", 550, "5.2.4")
+
+
+def scram_sha256(r, user, password):
+    """RFC 5802 / RFC 7677 client over SMTP AUTH (smtplib has no SCRAM)."""
+    import hmac
+    b64 = lambda b: base64.b64encode(b).decode()
+    cnonce = b64(os.urandom(18))
+    first_bare = f"n={user},r={cnonce}"
+    code, texts = r.cmd("AUTH SCRAM-SHA-256 " + b64(("n,," + first_bare).encode()))
+    assert code == 334, texts
+    server_first = base64.b64decode(texts[0]).decode()
+    attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+    assert attrs["r"].startswith(cnonce)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]),
+                                 int(attrs["i"]))
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    without_proof = f"c=biws,r={attrs['r']}"
+    auth_msg = f"{first_bare},{server_first},{without_proof}".encode()
+    proof = bytes(a ^ b for a, b in zip(client_key, hmac.digest(stored_key, auth_msg, "sha256")))
+    server_sig = hmac.digest(hmac.digest(salted, b"Server Key", "sha256"), auth_msg, "sha256")
+    code, texts = r.cmd(b64(f"{without_proof},p={b64(proof)}".encode()))
+    if code == 334:  # server-final as a challenge, then an empty response
+        final = base64.b64decode(texts[0]).decode()
+        code, texts = r.cmd("")
+    else:
+        final = base64.b64decode(texts[0].split()[-1]).decode() if code == 235 else ""
+    return code, texts, final == "v=" + b64(server_sig)
+
+
+def test_auth_scram_sha256(server):
+    r = Raw(server.port("submissions"), tls_context=server.ssl_context())
+    r.reply()
+    code, ehlo = r.cmd("EHLO laptop")
+    assert any(t.startswith("AUTH ") and "SCRAM-SHA-256" in t for t in ehlo)
+    code, texts, server_proved = scram_sha256(r, USER, USER_PW)
+    assert code == 235 and texts[-1].startswith("2.7.0"), texts
+    assert server_proved
+    r.expect("MAIL FROM:<alice@example.test>", 250)
+    r2 = Raw(server.port("submissions"), tls_context=server.ssl_context())
+    r2.reply()
+    r2.cmd("EHLO laptop")
+    code, texts, _ = scram_sha256(r2, USER, "not the password")
+    assert code == 535 and texts[0].startswith("5.7.8")
+
+
+def test_tls_versions(server):
+    ctx = server.ssl_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"), context=ctx, timeout=10) as s:
+        assert s.sock.version() == "TLSv1.2"
+        s.login(USER, USER_PW)
+        s.sendmail(USER, [USER2], msg("tls12"))
+    assert b"(using TLSv1.2 with cipher ECDHE-" in messages(server.env, USER2)[0][1][:600]
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname = False
+    old.verify_mode = ssl.CERT_NONE
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        Raw(server.port("submissions"), tls_context=old)
+    # The server is still fine.
+    with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"), context=server.ssl_context(),
+                          timeout=10) as s:
+        assert s.noop()[0] == 250
