@@ -680,3 +680,26 @@ def test_tls_versions(server):
     with smtplib.SMTP_SSL("127.0.0.1", server.port("submissions"), context=server.ssl_context(),
                           timeout=10) as s:
         assert s.noop()[0] == 250
+
+
+def test_failed_logins_are_throttled(make_server):
+    server = make_server(extra={"auth": {"max_fails_ip": "3", "fail_delay_ms": "200"}})
+    codes = []
+    for _ in range(4):
+        r = Raw(server.port("submissions"), tls_context=server.ssl_context())
+        r.reply()
+        r.cmd("EHLO laptop")
+        t0 = time.monotonic()
+        code, texts = r.cmd("AUTH PLAIN " + base64.b64encode(f"\0{USER}\0nope".encode()).decode())
+        codes.append((code, texts[0][:5], time.monotonic() - t0))
+        r.close()
+    assert [c[:2] for c in codes[:3]] == [(535, "5.7.8")] * 3
+    assert all(c[2] >= 0.19 for c in codes[:3]), codes  # each failure is delayed
+    assert codes[3][:2] == (454, "4.7.0")
+    # Even the right password is refused from this address for the window.
+    r = Raw(server.port("submissions"), tls_context=server.ssl_context())
+    r.reply()
+    r.cmd("EHLO laptop")
+    code, _ = r.cmd("AUTH PLAIN " + base64.b64encode(f"\0{USER}\0{USER_PW}".encode()).decode())
+    assert code == 454
+    assert "event=auth-throttled" in server.log_text()
