@@ -171,13 +171,13 @@ static int prune_aliases(sqlite3 *db)
 static int user_delete_tx(sqlite3 *db, int64_t uid)
 {
     static const char *const steps[] = {
-        "UPDATE blobs SET refcount = refcount - (SELECT count(*) FROM messages m"
-        "   JOIN mailboxes x ON m.mailbox_id = x.id"
-        "   WHERE x.user_id = ?2 AND m.blob_id = blobs.id)"
-        " WHERE id IN (SELECT m.blob_id FROM messages m"
-        "   JOIN mailboxes x ON m.mailbox_id = x.id WHERE x.user_id = ?2)",
-        "DELETE FROM messages WHERE mailbox_id IN"
-        " (SELECT id FROM mailboxes WHERE user_id = ?2)",
+        ("UPDATE blobs SET refcount = refcount - (SELECT count(*) FROM messages m"
+         "   JOIN mailboxes x ON m.mailbox_id = x.id"
+         "   WHERE x.user_id = ?2 AND m.blob_id = blobs.id)"
+         " WHERE id IN (SELECT m.blob_id FROM messages m"
+         "   JOIN mailboxes x ON m.mailbox_id = x.id WHERE x.user_id = ?2)"),
+        ("DELETE FROM messages WHERE mailbox_id IN"
+         " (SELECT id FROM mailboxes WHERE user_id = ?2)"),
         "DELETE FROM blobs WHERE refcount <= 0",
         "DELETE FROM aliases WHERE target = (SELECT address FROM users WHERE id = ?2)",
         "DELETE FROM users WHERE id = ?2",
