@@ -53,7 +53,7 @@ void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
         smtp_reply(s, "451 4.3.0 Out of memory");
         return;
     }
-    t->ds = DS_BOL;
+    t->dec = (struct smtp_data_decoder){ 0 };
     smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     smtp_enter(s, PHASE_DATA);
 }
@@ -62,7 +62,7 @@ void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
 static void end_of_message(struct smtp_session *s)
 {
     struct smtp_txn *t = s->txn;
-    if (t->bare_eol) {
+    if (t->bare_eol || t->dec.bare_eol) {
         log_event(PLOG_WARN, conn_id(s->conn), "event=bare-eol peer=%s", conn_peer_ip(s->conn));
         smtp_reply(s, "550 5.6.0 Message refused: bare CR or LF; lines must end with CRLF");
         smtp_after_transaction(s);
@@ -74,76 +74,9 @@ static void end_of_message(struct smtp_session *s)
     }
 }
 
-/*
- * Scans DATA bytes: removes the dot-stuffing, finds the end, and notes
- * bare CR and LF. Returns the bytes consumed; *done when the final
- * <CRLF>.<CRLF> was seen.
- */
-static size_t scan_data(struct smtp_session *s, const char *p, size_t n, bool *done)
+static void sink(void *arg, const char *p, size_t n)
 {
-    struct smtp_txn *t = s->txn;
-    size_t i = 0;
-    *done = false;
-    while (i < n) {
-        char ch = p[i];
-        switch (t->ds) {
-        case DS_BOL:
-            if (ch == '.') {
-                t->ds = DS_DOT;
-                i++;
-                continue;
-            }
-            t->ds = DS_TEXT;
-            continue;
-        case DS_DOT:
-            if (ch == '\r') {
-                t->ds = DS_DOT_CR;
-                i++;
-                continue;
-            }
-            t->ds = DS_TEXT; /* §4.5.2: drop the leading dot */
-            continue;
-        case DS_DOT_CR:
-            if (ch == '\n') {
-                *done = true;
-                return i + 1;
-            }
-            t->bare_eol = true;
-            append(s, "\r", 1);
-            t->ds = DS_TEXT;
-            continue;
-        case DS_CR:
-            if (ch == '\n') {
-                append(s, "\r\n", 2);
-                t->ds = DS_BOL;
-                i++;
-                continue;
-            }
-            t->bare_eol = true;
-            append(s, "\r", 1);
-            t->ds = DS_TEXT;
-            continue;
-        case DS_TEXT: {
-            size_t j = i;
-            while (j < n && p[j] != '\r' && p[j] != '\n')
-                j++;
-            append(s, p + i, j - i);
-            i = j;
-            if (i == n)
-                break;
-            if (p[i] == '\r') {
-                t->ds = DS_CR;
-            } else {
-                /* A bare LF stays inside the line: it never starts one. */
-                t->bare_eol = true;
-                append(s, "\n", 1);
-            }
-            i++;
-            continue;
-        }
-        }
-    }
-    return i;
+    append(arg, p, n);
 }
 
 bool smtp_read_data(struct smtp_session *s)
@@ -153,7 +86,7 @@ bool smtp_read_data(struct smtp_session *s)
     if (conn_getbytes(s->conn, SIZE_MAX, &p, &n) != CONN_OK)
         return false;
     bool done;
-    size_t used = scan_data(s, p, n, &done);
+    size_t used = smtp_data_decode(&s->txn->dec, p, n, sink, s, &done);
     if (!done)
         return true;
     /* Bytes after the end belong to the next commands; hand them back. */

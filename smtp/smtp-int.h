@@ -29,9 +29,6 @@ enum smtp_phase {
     PHASE_CLOSING,  /* QUIT or a fatal reply sent; input ignored */
 };
 
-/* Where the DATA reader stands in the byte stream (RFC 5321 §4.1.1.4). */
-enum data_state { DS_BOL, DS_TEXT, DS_CR, DS_DOT, DS_DOT_CR };
-
 /* One mail transaction: from MAIL to the end of DATA/BDAT LAST or RSET. */
 struct smtp_txn {
     struct smtp_path from;
@@ -47,8 +44,8 @@ struct smtp_txn {
     struct buf msg;               /* trace headers, then the message */
     size_t body_start;            /* where the client's bytes begin in msg */
     bool too_big;                 /* over max_message_size; still reading */
-    bool bare_eol;                /* a bare CR or LF was seen */
-    enum data_state ds;
+    bool bare_eol;                /* BDAT: a bare CR or LF was seen */
+    struct smtp_data_decoder dec; /* DATA */
 
     bool bdat;                    /* BDAT used: DATA no longer allowed */
     bool bdat_failed;             /* a chunk was refused: the rest is read and refused */

@@ -86,4 +86,24 @@ enum smtp_arg_error smtp_parse_rcpt(const char *args, size_t len, bool smtputf8,
  */
 bool smtp_valid_helo(const char *s, size_t len);
 
+/*
+ * The DATA decoder (RFC 5321 §4.5.2): removes the dot-stuffing and finds
+ * the end, <CRLF>.<CRLF>. Nothing else ends the data: a bare LF never
+ * starts a line, so "\n.\r\n" or "\r\n.\n" cannot end it early. Bare CR
+ * and bare LF are passed through and flagged in bare_eol, so the caller
+ * can refuse the message (SMTP smuggling). Start zeroed.
+ */
+enum smtp_data_state { SMTP_DS_BOL, SMTP_DS_TEXT, SMTP_DS_CR, SMTP_DS_DOT, SMTP_DS_DOT_CR };
+struct smtp_data_decoder {
+    enum smtp_data_state state;
+    bool bare_eol;
+};
+typedef void (*smtp_data_sink)(void *arg, const char *p, size_t n);
+/*
+ * Decodes p[0..n), handing the message bytes to sink. Returns the bytes
+ * consumed: all of them, or up to and including the final LF when *done.
+ */
+size_t smtp_data_decode(struct smtp_data_decoder *d, const char *p, size_t n,
+                        smtp_data_sink sink, void *arg, bool *done);
+
 #endif
