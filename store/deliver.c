@@ -15,6 +15,7 @@
  * until after_prepare.
  */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -128,16 +129,63 @@ static int sha256(const char *data, size_t len, unsigned char out[32])
     return ok ? 0 : -1;
 }
 
+/*
+ * One deflate stream per pool thread, reset per message: zlib's ~256 KB of
+ * state allocated and freed for every delivery cost more than the
+ * compression itself (malloc trimming on each free). The key's destructor
+ * ends the stream when the thread exits.
+ */
+static pthread_key_t zkey;
+static pthread_once_t zkey_once = PTHREAD_ONCE_INIT;
+
+static void zstream_free(void *p)
+{
+    deflateEnd(p);
+    free(p);
+}
+
+static void zkey_make(void)
+{
+    if (pthread_key_create(&zkey, zstream_free) != 0)
+        abort(); /* only at start-up, with no resources to recover */
+}
+
+static z_stream *thread_zstream(void)
+{
+    pthread_once(&zkey_once, zkey_make);
+    z_stream *zs = pthread_getspecific(zkey);
+    if (zs)
+        return deflateReset(zs) == Z_OK ? zs : NULL;
+    zs = calloc(1, sizeof *zs);
+    if (!zs)
+        return NULL;
+    if (deflateInit(zs, STORE_ZLIB_LEVEL) != Z_OK) {
+        free(zs);
+        return NULL;
+    }
+    if (pthread_setspecific(zkey, zs) != 0) {
+        zstream_free(zs);
+        return NULL;
+    }
+    return zs;
+}
+
 static int compress_data(struct store_item *it)
 {
-    uLongf zlen = compressBound((uLong)it->len);
-    it->z = malloc(zlen ? zlen : 1);
+    z_stream *zs = thread_zstream();
+    if (!zs)
+        return -1;
+    uLong bound = deflateBound(zs, (uLong)it->len);
+    it->z = malloc(bound ? bound : 1);
     if (!it->z)
         return -1;
-    if (compress2(it->z, &zlen, (const Bytef *)it->data, (uLong)it->len,
-                  STORE_ZLIB_LEVEL) != Z_OK)
+    zs->next_in = (Bytef *)it->data;
+    zs->avail_in = (uInt)it->len;
+    zs->next_out = it->z;
+    zs->avail_out = (uInt)bound;
+    if (deflate(zs, Z_FINISH) != Z_STREAM_END)
         return -1;
-    it->zlen = zlen;
+    it->zlen = zs->total_out;
     return 0;
 }
 
