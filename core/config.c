@@ -156,8 +156,9 @@ static const struct key_def keys[] = {
 
 struct parse_state {
     struct config *cfg;
-    const char *path;
-    FILE *f;
+    const char *path;   /* the file, or the name given with a string */
+    FILE *f;            /* config_load: the file, or NULL */
+    const char *text;   /* config_load_string: what is left to read */
     int cur_line;       /* line of the text inih is handling now */
     int next_line;
     int lines[NKEYS];   /* where each key was set; 0 = default */
@@ -166,17 +167,58 @@ struct parse_state {
     size_t errlen;
 };
 
-/* inih reads line by line through this; counting here gives handler line numbers. */
+/* fgets() over a string: at most num - 1 bytes, up to and including '\n'. */
+static char *string_gets(char *str, int num, const char **text)
+{
+    const char *t = *text;
+    if (!*t || num < 2)
+        return NULL;
+    size_t max = (size_t)num - 1, n = 0;
+    while (n < max && t[n]) {
+        if (t[n++] == '\n')
+            break;
+    }
+    memcpy(str, t, n);
+    str[n] = '\0';
+    *text = t + n;
+    return str;
+}
+
+static bool more_input(struct parse_state *st)
+{
+    if (!st->f)
+        return *st->text != '\0';
+    int ch = getc(st->f);
+    if (ch == EOF)
+        return false;
+    ungetc(ch, st->f);
+    return true;
+}
+
+/*
+ * inih reads line by line through this; counting here gives handler line
+ * numbers. inih cuts a line longer than its buffer and parses the rest as
+ * a line of its own, which would silently truncate a value: refuse it.
+ */
 static char *count_reader(char *str, int num, void *stream)
 {
     struct parse_state *st = stream;
-    char *r = fgets(str, num, st->f);
+    char *r = st->f ? fgets(str, num, st->f) : string_gets(str, num, &st->text);
     if (!r)
         return NULL;
     st->cur_line = st->next_line;
     size_t n = strlen(r);
-    if (n > 0 && r[n - 1] == '\n')
+    if (n > 0 && r[n - 1] == '\n') {
         st->next_line++;
+    } else if (n + 1 >= (size_t)num && more_input(st)) {
+        if (!st->err_line) { /* keep the first */
+            st->err_line = st->cur_line;
+            if (st->err && st->errlen)
+                snprintf(st->err, st->errlen, "%s:%d: line too long (max %d bytes)", st->path,
+                         st->cur_line, num - 2);
+        }
+        return NULL;
+    }
     return r;
 }
 
@@ -405,26 +447,14 @@ static int check_readable(struct parse_state *st, const char *name, const char *
     return -1;
 }
 
-int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+/* Parses what st reads (a file or a string) over cfg, then validates. */
+static int load(struct parse_state *st)
 {
-    if (err && errlen)
-        err[0] = '\0';
-    struct parse_state st = {
-        .cfg = cfg, .path = path, .next_line = 1, .err = err, .errlen = errlen,
-    };
-    if (strlen(path) >= sizeof cfg->path) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    st.f = fopen(path, "r");
-    if (!st.f) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = ini_parse_stream(count_reader, &st, ini_cb, &st);
-    fclose(st.f);
+    struct config *cfg = st->cfg;
+    const char *path = st->path;
+    char *err = st->err;
+    size_t errlen = st->errlen;
+    int rc = ini_parse_stream(count_reader, st, ini_cb, st);
     if (rc == -2) {
         if (err && errlen)
             snprintf(err, errlen, "%s: out of memory", path);
@@ -432,14 +462,14 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     }
     if (rc > 0) {
         /* inih reports the first bad line; it is ours unless a syntax error came first. */
-        if (!st.err_line || rc < st.err_line) {
+        if (!st->err_line || rc < st->err_line) {
             if (err && errlen)
                 snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
                          path, rc);
         }
         return -1;
     }
-    if (rc != 0 || st.err_line)
+    if (rc != 0 || st->err_line)
         return -1;
 
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
@@ -459,9 +489,49 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     for (int i = 0; i < LISTEN_KIND_COUNT; i++)
         any |= cfg->listen[i].enabled;
     if (any) {
-        if (check_readable(&st, "cert", cfg->tls_cert) != 0 ||
-            check_readable(&st, "key", cfg->tls_key) != 0)
+        if (check_readable(st, "cert", cfg->tls_cert) != 0 ||
+            check_readable(st, "key", cfg->tls_key) != 0)
             return -1;
     }
     return 0;
+}
+
+static bool name_fits(const char *path, const struct config *cfg, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (strlen(path) < sizeof cfg->path)
+        return true;
+    if (err && errlen)
+        snprintf(err, errlen, "%s: path too long", path);
+    return false;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+    if (!name_fits(path, cfg, err, errlen))
+        return -1;
+    struct parse_state st = {
+        .cfg = cfg, .path = path, .next_line = 1, .err = err, .errlen = errlen,
+    };
+    st.f = fopen(path, "r");
+    if (!st.f) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = load(&st);
+    fclose(st.f);
+    return rc;
+}
+
+int config_load_string(const char *text, const char *name, struct config *cfg, char *err,
+                       size_t errlen)
+{
+    if (!name_fits(name, cfg, err, errlen))
+        return -1;
+    struct parse_state st = {
+        .cfg = cfg, .path = name, .text = text, .next_line = 1, .err = err, .errlen = errlen,
+    };
+    return load(&st);
 }

@@ -117,6 +117,13 @@ void config_defaults(struct config *cfg);
  */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 
+/*
+ * The same as config_load() over text (a NUL-terminated INI document);
+ * name stands for the file name in errors and in cfg->path.
+ */
+int config_load_string(const char *text, const char *name, struct config *cfg, char *err,
+                       size_t errlen);
+
 /* Parses "50M", "1G", "1024" (K, M, G are powers of 1024). Returns 0 or -1. */
 int parse_size(const char *s, uint64_t *out);
 

@@ -46,6 +46,7 @@ struct cursor {
     const char *p, *end;
     bool allow_utf8;
     bool saw_utf8;
+    bool helo;  /* EHLO/HELO: ASCII only, '_' tolerated in labels */
 };
 
 static bool at_end(const struct cursor *c)
@@ -169,12 +170,12 @@ static bool eat_subdomain(struct cursor *c)
     int last = -1;
     for (;;) {
         int ch = peek(c);
-        if (ch >= 0 && ch < 128 && (isalnum(ch) || ch == '-')) {
+        if (ch >= 0 && ch < 128 && (isalnum(ch) || ch == '-' || (c->helo && ch == '_'))) {
             if (c->p == start && ch == '-')
                 return false;
             c->p++;
             last = ch;
-        } else if (ch >= 0x80 && eat_utf8(c)) {
+        } else if (ch >= 0x80 && !c->helo && eat_utf8(c)) {
             last = 'a';
         } else {
             break;
@@ -206,7 +207,8 @@ static bool eat_address_literal(struct cursor *c)
     size_t n = (size_t)(c->p - 1 - start);
     char lit[64];
     unsigned char addr[16];
-    if (n == 0 || n >= sizeof lit)
+    /* A NUL inside would end the copy early for inet_pton: "[192.0.2.1\0junk]". */
+    if (n == 0 || n >= sizeof lit || memchr(start, 0, n))
         return false;
     memcpy(lit, start, n);
     lit[n] = 0;
@@ -214,9 +216,10 @@ static bool eat_address_literal(struct cursor *c)
         return true;
     if (n > 5 && strncasecmp(lit, "IPv6:", 5) == 0)
         return inet_pton(AF_INET6, lit + 5, addr) == 1;
-    /* General-address-literal: Standardized-tag ":" 1*dcontent */
+    /* General-address-literal: Standardized-tag ":" 1*dcontent, where
+     * Standardized-tag = Ldh-str: it ends with a letter or digit. */
     const char *colon = strchr(lit, ':');
-    if (!colon || colon == lit || colon[1] == 0)
+    if (!colon || colon == lit || colon[1] == 0 || colon[-1] == '-')
         return false;
     for (const char *p = lit; p < colon; p++)
         if (!isalnum((unsigned char)*p) && *p != '-')
@@ -246,16 +249,22 @@ static enum smtp_arg_error parse_path(struct cursor *c, bool allow_null, struct 
         out->null = true;
         return SMTP_ARG_OK;
     }
-    if (peek(c) == '@' && !skip_source_route(c))
+    bool routed = peek(c) == '@';
+    if (routed && !skip_source_route(c))
         return SMTP_ARG_PATH;
+    /* The route is dropped, so it does not make the address UTF-8; it still
+     * needs SMTPUTF8, which c->saw_utf8 keeps for the check. */
+    bool route_utf8 = c->saw_utf8;
+    c->saw_utf8 = false;
 
     const char *local = c->p;
     if (peek(c) == '"' ? !eat_quoted_string(c) : !eat_dot_string(c))
         return SMTP_ARG_PATH;
     size_t local_len = (size_t)(c->p - local);
 
-    /* §4.5.1: "Postmaster" without a domain must be accepted as a recipient. */
-    if (!allow_null && peek(c) == '>' && local_len == 10 &&
+    /* §4.5.1: "Postmaster" without a domain must be accepted as a recipient.
+     * §4.1.1.3 spells it "<Postmaster>": no source route before it. */
+    if (!allow_null && !routed && peek(c) == '>' && local_len == 10 &&
         strncasecmp(local, "Postmaster", 10) == 0) {
         c->p++;
         memcpy(out->address, local, local_len);
@@ -281,6 +290,7 @@ static enum smtp_arg_error parse_path(struct cursor *c, bool allow_null, struct 
     out->address[local_len + 1 + domain_len] = 0;
     out->local_len = local_len;
     out->utf8 = c->saw_utf8;
+    c->saw_utf8 |= route_utf8;
     if (c->saw_utf8 && !c->allow_utf8)
         return SMTP_ARG_NONASCII;
     return SMTP_ARG_OK;
@@ -332,14 +342,22 @@ static bool valid_keyword(const char *kw, size_t n)
     return true;
 }
 
+/* esmtp-value = 1*(%d33-60 / %d62-126), =/ UTF8-non-ascii (RFC 6531 §3.3) */
 static bool valid_value(const char *v, size_t n)
 {
+    struct cursor c = { v, v + n, true, false, false };
     if (n == 0)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if (ch < 33 || ch == '=' || ch == 127)
+    while (!at_end(&c)) {
+        int ch = peek(&c);
+        if (ch >= 0x80) {
+            if (!eat_utf8(&c))
+                return false;
+        } else if (ch < 33 || ch == '=' || ch == 127) {
             return false;
+        } else {
+            c.p++;
+        }
     }
     return true;
 }
@@ -349,15 +367,18 @@ static bool kw_is(const char *kw, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(kw, name, n) == 0;
 }
 
-static bool parse_decimal(const char *s, size_t n, uint64_t *out)
+/* RFC 1870 §6: size-value ::= 1*20DIGIT. Twenty digits can exceed 2^64 - 1;
+ * such a value saturates, so the caller answers 552 (too big), not 501. */
+static bool parse_size_value(const char *s, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
-    if (n == 0 || n > 19)
+    if (n == 0 || n > 20)
         return false;
     for (size_t i = 0; i < n; i++) {
         if (!isdigit((unsigned char)s[i]))
             return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        unsigned d = (unsigned)(s[i] - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
     }
     *out = v;
     return true;
@@ -366,7 +387,8 @@ static bool parse_decimal(const char *s, size_t n, uint64_t *out)
 enum smtp_arg_error smtp_parse_mail(const char *args, size_t len, struct smtp_path *path,
                                     struct smtp_mail_params *params)
 {
-    struct cursor c = { args, args + len, true, false };
+    struct cursor c = { args, args + len, true, false, false };
+    memset(path, 0, sizeof *path);
     memset(params, 0, sizeof *params);
     if (!eat_keyword_colon(&c, "FROM:"))
         return SMTP_ARG_SYNTAX;
@@ -384,7 +406,7 @@ enum smtp_arg_error smtp_parse_mail(const char *args, size_t len, struct smtp_pa
             return SMTP_ARG_PARAM_SYNTAX;
         if (kw_is(kw, kw_len, "SIZE")) {
             /* RFC 1870 §6 */
-            if (params->has_size || !val || !parse_decimal(val, val_len, &params->size))
+            if (params->has_size || !val || !parse_size_value(val, val_len, &params->size))
                 return SMTP_ARG_PARAM_SYNTAX;
             params->has_size = true;
         } else if (kw_is(kw, kw_len, "BODY")) {
@@ -410,7 +432,7 @@ enum smtp_arg_error smtp_parse_mail(const char *args, size_t len, struct smtp_pa
             return SMTP_ARG_PARAM_UNKNOWN;
         }
     }
-    if (path->utf8 && !params->smtputf8)
+    if (c.saw_utf8 && !params->smtputf8)
         return SMTP_ARG_NONASCII;
     return SMTP_ARG_OK;
 }
@@ -418,7 +440,8 @@ enum smtp_arg_error smtp_parse_mail(const char *args, size_t len, struct smtp_pa
 enum smtp_arg_error smtp_parse_rcpt(const char *args, size_t len, bool smtputf8,
                                     struct smtp_path *path)
 {
-    struct cursor c = { args, args + len, smtputf8, false };
+    struct cursor c = { args, args + len, smtputf8, false, false };
+    memset(path, 0, sizeof *path);
     if (!eat_keyword_colon(&c, "TO:"))
         return SMTP_ARG_SYNTAX;
     enum smtp_arg_error err = parse_path(&c, false, path);
@@ -433,19 +456,17 @@ enum smtp_arg_error smtp_parse_rcpt(const char *args, size_t len, bool smtputf8,
     return SMTP_ARG_OK;
 }
 
+/* ehlo = "EHLO" SP ( Domain / address-literal ) (§4.1.1.1). */
 bool smtp_valid_helo(const char *s, size_t len)
 {
-    struct cursor c = { s, s + len, true, false };
-    if (len == 0)
+    struct cursor c = { s, s + len, false, false, true };
+    if (len == 0 || len > SMTP_MAX_DOMAIN)
         return false;
     if (peek(&c) == '[')
         return eat_address_literal(&c) && at_end(&c);
     /* Domain, with '_' tolerated: many desktop clients send host names
-     * that carry one, and refusing them helps nobody. */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch <= 32 || ch == 127 || ch == '<' || ch == '>' || ch == '@')
-            return false;
-    }
-    return true;
+     * that carry one, and refusing them helps nobody. ASCII only: the
+     * client cannot know yet whether we take SMTPUTF8, and the name goes
+     * into the Received field of messages that may be plain ASCII. */
+    return eat_domain(&c) && at_end(&c);
 }
