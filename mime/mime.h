@@ -99,4 +99,158 @@ struct mime_message *mime_decode(const char *data, size_t len);
  */
 char *mime_header_get(const char *data, size_t start, size_t end, const char *name);
 
+/* ------------------------------------------------------------ IMAP views */
+/*
+ * IMAP FETCH items from a parse (mime/imap.c, mime/imap-section.c; format
+ * and Dovecot differences in docs/mime.md "IMAP views"). ENVELOPE and
+ * BODYSTRUCTURE need only the tree (parsed, or mime_decode'd from the
+ * store); sections and BINARY also need the raw message the tree was made
+ * from: data/len with len == msg->size, checked by the caller.
+ *
+ * Writers append to a struct buf (core/core.h) and never grow it past limit
+ * bytes. They return 0, or -1 when limit would be passed or memory ran out;
+ * on -1 the buffer holds a partial item: restore its len before reuse.
+ */
+struct buf;
+
+/* Flags of the writers. */
+#define MIME_IMAP_UTF8 0x1u   /* UTF8=ACCEPT (RFC 6855, RFC 9051): valid UTF-8
+                               * may be sent in quoted strings; else 8-bit
+                               * strings go as literals {n}\r\n... */
+
+/* "(date subject from sender reply-to to cc bcc in-reply-to message-id)"
+ * of a message part (&msg->root or an inner part->message). */
+int mime_imap_envelope(struct buf *out, size_t limit, const struct mime_part *msg,
+                       unsigned flags);
+
+/* "(...)" of the whole message: BODYSTRUCTURE with extension data when
+ * extended, else BODY (RFC 3501 §7.4.2, RFC 9051 §7.5.2). */
+int mime_imap_bodystructure(struct buf *out, size_t limit, const struct mime_message *msg,
+                            bool extended, unsigned flags);
+
+/* What a BODY[section] names after its part numbers (RFC 3501 §6.4.5). */
+enum mime_section_text {
+    MIME_SECTION_ALL,                /* [] whole message, [1.2] a part's body */
+    MIME_SECTION_HEADER,
+    MIME_SECTION_HEADER_FIELDS,      /* range of the header to filter */
+    MIME_SECTION_HEADER_FIELDS_NOT,
+    MIME_SECTION_TEXT,
+    MIME_SECTION_MIME,               /* the part's own header; needs numbers */
+};
+
+struct mime_range {
+    size_t start, end;               /* [start, end) in the raw message */
+};
+
+/*
+ * Locates BODY[part.part...text] (path = the n numbers, n == 0 for none).
+ * Returns 1 with *r set (and *part, when part is not NULL, set to the part
+ * read: for HEADER/TEXT the inner message), 0 when the part does not exist
+ * (*r empty: the answer is an empty string ""), -1 when the spec is invalid
+ * (a part number 0, MIME without numbers: a BAD). Rules as Dovecot: part 1 of
+ * a non-multipart is its body; numbers go on inside a message/rfc822;
+ * HEADER, HEADER.FIELDS[.NOT] and TEXT after numbers need a message/rfc822
+ * part and refer to its inner message; MIME is the part's own header.
+ * <start.len> partial fetches are the caller's: cut the range (or the
+ * header-fields output) afterwards.
+ */
+int mime_imap_section(const struct mime_message *msg, const uint32_t *path, unsigned n,
+                      enum mime_section_text text, struct mime_range *r,
+                      const struct mime_part **part);
+
+/*
+ * HEADER.FIELDS (names) or, with not, HEADER.FIELDS.NOT of the header block
+ * hdr (from mime_imap_section) of data[0, len): the fields whose name is
+ * (or is not) in names, case-insensitively, as they are in the message
+ * (folding kept, line ends written CRLF), in message order, then the empty
+ * line "\r\n".
+ */
+int mime_imap_header_fields(struct buf *out, size_t limit, const char *data, size_t len,
+                            struct mime_range hdr, const char *const *names,
+                            size_t n_names, bool not);
+
+/* Results of the BINARY helpers (RFC 3516). */
+enum {
+    MIME_BINARY_OK = 0,
+    MIME_BINARY_LIMIT = -1,      /* limit reached or out of memory */
+    MIME_BINARY_INVALID = -2,    /* bad base64 / quoted-printable: [UNKNOWN-CTE] */
+    MIME_BINARY_UNKNOWN = -3,    /* a transfer encoding we do not know: [UNKNOWN-CTE] */
+};
+
+/* BINARY[part]: the body of part (from mime_imap_section, MIME_SECTION_ALL)
+ * decoded per its Content-Transfer-Encoding (7bit, 8bit, binary copied;
+ * base64, quoted-printable decoded), appended to out. */
+int mime_imap_binary(struct buf *out, size_t limit, const char *data, size_t len,
+                     const struct mime_part *part);
+
+/* BINARY.SIZE[part]: the decoded size, without keeping the output. */
+int mime_imap_binary_size(const char *data, size_t len, const struct mime_part *part,
+                          uint64_t *size);
+/* ------------------------------------------------------- end IMAP views */
+
+
+/* ------------------------------------------------ Decoded text for search */
+
+/*
+ * Text for the search index (IMAP SEARCH BODY / TEXT, RFC 3501 §6.4.4) and
+ * for header matching (SUBJECT, FROM ...). mime/text.c, mime/fold.c;
+ * docs/mime.md "Decoded text for search". Pure functions, no shared state:
+ * safe on any thread.
+ */
+
+#define MIME_TEXT_CAP (1024 * 1024)   /* suggested cap: text bytes per message */
+
+/*
+ * Both strings are valid UTF-8 without NUL bytes, NUL-terminated, and
+ * header_len + body_len <= the cap given. header: one "Name: value\n" line
+ * per field of the message header, unfolded, encoded words decoded. body:
+ * every text/ * part decoded (transfer encoding, charset; text/html without
+ * its markup), and for an attached message/rfc822 its header lines and text;
+ * parts are separated by a line break, other attachments are skipped.
+ * truncated: the cap cut the text (at a character boundary).
+ */
+struct mime_text {
+    char *header;
+    size_t header_len;
+    char *body;
+    size_t body_len;
+    bool truncated;
+};
+
+/*
+ * Extracts the text of data[0, len), parsed into msg (msg->size must be len).
+ * Never fails on content. Returns NULL with errno EINVAL (msg does not match
+ * len) or ENOMEM. Memory is bounded by cap plus a few fixed buffers.
+ */
+struct mime_text *mime_text_extract(const struct mime_message *msg, const char *data,
+                                    size_t len, size_t cap);
+void mime_text_free(struct mime_text **t);
+
+/*
+ * Decodes an unfolded header value (as mime_header_get returns it) to UTF-8:
+ * RFC 2047 encoded words (B and Q, any charset iconv knows; adjacent words
+ * joined, §6.2), invalid words left as they are, 8-bit bytes taken as UTF-8
+ * and invalid ones replaced by U+FFFD, control characters made spaces.
+ * Returns a malloc'd string (*out_len bytes, may be NULL), NULL when out of
+ * memory.
+ */
+char *mime_header_decode(const char *value, size_t len, size_t *out_len);
+
+/* Whether s[0, len) is valid UTF-8 (RFC 3629). */
+bool mime_utf8_valid(const char *s, size_t len);
+
+/*
+ * Unicode simple case folding (CaseFolding.txt C + S) of UTF-8 text; invalid
+ * bytes are kept as they are. Returns a malloc'd NUL-terminated string
+ * (*out_len bytes, may be NULL), NULL when out of memory.
+ */
+char *mime_casefold(const char *s, size_t len, size_t *out_len);
+
+/*
+ * IMAP SEARCH matching (RFC 3501 §6.4.4): is needle a substring of haystack
+ * once both are case-folded (mime_casefold)? An empty needle matches.
+ * Returns 1 or 0, -1 when out of memory.
+ */
+int mime_search_match(const char *haystack, size_t hlen, const char *needle, size_t nlen);
+
 #endif
