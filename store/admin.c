@@ -331,9 +331,12 @@ int store_user_add(struct store *s, const char *address, const char *pw_hash,
         sqlite3_bind_int64(st, 1, uid);
         sqlite3_bind_text(st, 2, default_mailboxes[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, default_mailboxes[i].special_use, -1, SQLITE_STATIC);
-        /* RFC 3501 §2.3.1.1: any value that never repeats for the name. */
-        sqlite3_bind_int64(st, 4, (uint32_t)now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
+        /* RFC 3501 §2.3.1.1: a value never given before (db.c). */
+        uint32_t uidvalidity = store_next_uidvalidity(s->ad);
+        sqlite3_bind_int64(st, 4, uidvalidity);
+        if (uidvalidity == 0 || sqlite3_step(st) != SQLITE_DONE
+            || exec_bind(s->ad, "INSERT OR IGNORE INTO subscriptions(name, user_id)"
+                         " VALUES (?1, ?2)", default_mailboxes[i].name, uid) < 0) {
             store_db_log(s->ad, "mailbox_add");
             r = STORE_ERROR;
         }

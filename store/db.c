@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "store/store-int.h"
@@ -94,7 +95,34 @@ static const char *const migrations[] = {
     "CREATE INDEX queue_due ON queue(next_attempt);"
     "CREATE INDEX queue_blob ON queue(blob_id);",
 
-    /* 2: reserved for the IMAP work: the FTS5 search index
+    /* 2: IMAP. Subscriptions by name (RFC 3501 §6.3.6: a name may be
+     * subscribed without existing), taken over from mailboxes.subscribed,
+     * which is no longer read; expunge tombstones for QRESYNC (RFC 7162);
+     * the persistent UIDVALIDITY counter; modseq indexes. Written so that
+     * running it again is harmless (IF NOT EXISTS, OR IGNORE). */
+    "CREATE TABLE IF NOT EXISTS subscriptions ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  PRIMARY KEY(user_id, name)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO subscriptions(user_id, name)"
+    "  SELECT user_id, name FROM mailboxes WHERE subscribed <> 0;"
+
+    "CREATE TABLE IF NOT EXISTS expunged ("
+    "  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  modseq INTEGER NOT NULL,"
+    "  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);"
+    "CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);"
+
+    /* name -> last value given; 'uidvalidity' only, today. */
+    "CREATE TABLE IF NOT EXISTS counters ("
+    "  name TEXT PRIMARY KEY,"
+    "  value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO counters(name, value)"
+    "  SELECT 'uidvalidity', coalesce(max(uidvalidity), 0) FROM mailboxes;",
+
+    /* 3: reserved for the FTS5 search index
      * (CREATE VIRTUAL TABLE ... USING fts5). Append it here. */
 };
 
@@ -195,6 +223,69 @@ int store_admin_end(struct store *s, int r)
     }
     pthread_mutex_unlock(&s->ad_lock);
     return r;
+}
+
+/*
+ * RFC 3501 §2.3.1.1: a name must never show the same UIDVALIDITY for other
+ * messages. One counter for the whole database, so no value is ever given
+ * twice, whatever was deleted and created again: max(now, last + 1).
+ */
+uint32_t store_next_uidvalidity(sqlite3 *db)
+{
+    sqlite3_stmt *st = store_db_prepare(db,
+        "UPDATE counters SET value = max(value + 1, ?1) WHERE name = 'uidvalidity'"
+        " RETURNING value");
+    if (!st)
+        return 0;
+    sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || v <= 0 || v > UINT32_MAX) {
+        store_db_log(db, "uidvalidity");
+        return 0;
+    }
+    return (uint32_t)v;
+}
+
+sqlite3 *store_pool_reader(struct store *s)
+{
+    sqlite3 *db = NULL;
+    pthread_mutex_lock(&s->q_lock);
+    if (s->n_pool_rd > 0)
+        db = s->pool_rd[--s->n_pool_rd];
+    pthread_mutex_unlock(&s->q_lock);
+    if (db)
+        return db;
+    char err[256];
+    if (store_db_open(s->path, true, &db, err, sizeof(err)) != 0) {
+        char buf[300];
+        log_event(PLOG_ERROR, 0, "event=store_error op=pool_reader_open error=%s",
+                  log_value(err, buf, sizeof(buf)));
+        return NULL;
+    }
+    return db;
+}
+
+void store_pool_reader_put(struct store *s, sqlite3 *db)
+{
+    pthread_mutex_lock(&s->q_lock);
+    if (s->n_pool_rd == s->cap_pool_rd) {
+        size_t ncap = s->cap_pool_rd ? s->cap_pool_rd * 2 : 4;
+        sqlite3 **p = realloc(s->pool_rd, ncap * sizeof(*p));
+        if (p) {
+            s->pool_rd = p;
+            s->cap_pool_rd = ncap;
+        }
+    }
+    if (s->n_pool_rd < s->cap_pool_rd) {
+        s->pool_rd[s->n_pool_rd++] = db;
+        db = NULL;
+    }
+    pthread_mutex_unlock(&s->q_lock);
+    store_db_close(&db);
 }
 
 int store_db_open(const char *path, bool query_only, sqlite3 **out, char *err, size_t errlen)
@@ -317,6 +408,7 @@ int store_open(const char *data_dir, struct store **out, char *err, size_t errle
     pthread_mutex_init(&s->q_lock, NULL);
     pthread_cond_init(&s->q_cond, NULL);
     pthread_cond_init(&s->idle_cond, NULL);
+    pthread_cond_init(&s->fetch_cond, NULL);
 
     /* The admin connection is opened first: it creates the file and runs the
      * migrations; the reader is query_only and opens a migrated schema. */
@@ -336,6 +428,14 @@ void store_close(struct store **sp)
     if (!s)
         return;
     store_writer_stop(s);
+    /* Fetches on the pool use the pool readers: let them finish. */
+    pthread_mutex_lock(&s->q_lock);
+    while (s->fetching > 0)
+        pthread_cond_wait(&s->fetch_cond, &s->q_lock);
+    pthread_mutex_unlock(&s->q_lock);
+    for (size_t i = 0; i < s->n_pool_rd; i++)
+        store_db_close(&s->pool_rd[i]);
+    free(s->pool_rd);
     while (s->subs) {
         struct store_sub *next = s->subs->next;
         free(s->subs);
@@ -343,6 +443,7 @@ void store_close(struct store **sp)
     }
     store_db_close(&s->rd);
     store_db_close(&s->ad);
+    pthread_cond_destroy(&s->fetch_cond);
     pthread_cond_destroy(&s->idle_cond);
     pthread_cond_destroy(&s->q_cond);
     pthread_mutex_destroy(&s->q_lock);

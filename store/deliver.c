@@ -32,38 +32,6 @@ struct change {
     uint64_t modseq;
 };
 
-struct store_item {
-    struct store_item *next;
-    struct store *s;
-    uv_work_t work;
-    int refs;                   /* loop thread: after_prepare + completion */
-
-    const char *data;           /* caller's, valid until done */
-    size_t len;
-    int64_t internal_date;
-    char *mail_from;
-    int64_t *user_ids;          /* distinct */
-    unsigned n_users;
-    char **remote;
-    unsigned n_remote;
-    store_done_cb done;
-    void *arg;
-
-    /* prepare() */
-    int prep;                   /* STORE_OK or STORE_ERROR */
-    unsigned char sha[32];
-    unsigned char *z;
-    size_t zlen;
-    char *parse;
-    size_t parse_len;
-    char *date, *subject, *from, *message_id;
-
-    /* writer */
-    int result;
-    struct change *changes;     /* one per stored message */
-    unsigned n_changes;
-};
-
 /* Writer statements, prepared once on the writer connection. */
 enum {
     W_USER, W_BLOB_FIND, W_BLOB_REF, W_BLOB_ADD, W_PARSE_ADD, W_INBOX, W_MSG_ADD,
@@ -89,7 +57,7 @@ static const char *const writer_sql[W_COUNT] = {
 
 /* ------------------------------------------------------------------ items */
 
-static void item_free(struct store_item **ip)
+void store_item_free(struct store_item **ip)
 {
     struct store_item *it = *ip;
     if (!it)
@@ -105,6 +73,16 @@ static void item_free(struct store_item **ip)
     free(it->subject);
     free(it->from);
     free(it->message_id);
+    free(it->name);
+    free(it->name2);
+    free(it->flags);
+    free(it->uids);
+    store_imap_reset(it);
+    for (unsigned i = 0; i < it->n_changes; i++) {
+        free(it->changes[i].flags);
+        free(it->changes[i].name);
+        free(it->changes[i].old_name);
+    }
     free(it->changes);
     free(it);
     *ip = NULL;
@@ -113,7 +91,49 @@ static void item_free(struct store_item **ip)
 static void item_unref(struct store_item *it)
 {
     if (--it->refs == 0)
-        item_free(&it);
+        store_item_free(&it);
+}
+
+static void drop_changes(struct store_item *it)
+{
+    for (unsigned i = 0; i < it->n_changes; i++) {
+        free(it->changes[i].flags);
+        free(it->changes[i].name);
+        free(it->changes[i].old_name);
+    }
+    free(it->changes);
+    it->changes = NULL;
+    it->n_changes = it->cap_changes = 0;
+}
+
+int store_item_change(struct store_item *it, enum store_change_kind kind, int64_t user_id,
+                      int64_t mailbox_id, uint32_t uid, uint64_t modseq, const char *flags,
+                      const char *name, const char *old_name)
+{
+    if (it->n_changes == it->cap_changes) {
+        unsigned ncap = it->cap_changes ? it->cap_changes * 2 : 4;
+        struct store_pending_change *p = realloc(it->changes, ncap * sizeof(*p));
+        if (!p)
+            return -1;
+        it->changes = p;
+        it->cap_changes = ncap;
+    }
+    struct store_pending_change *c = &it->changes[it->n_changes];
+    *c = (struct store_pending_change){
+        .ev = { .kind = kind, .user_id = user_id, .mailbox_id = mailbox_id,
+                .uid_first = uid, .uid_last = uid, .modseq = modseq },
+        .flags = flags ? strdup(flags) : NULL,
+        .name = name ? strdup(name) : NULL,
+        .old_name = old_name ? strdup(old_name) : NULL,
+    };
+    if ((flags && !c->flags) || (name && !c->name) || (old_name && !c->old_name)) {
+        free(c->flags);
+        free(c->name);
+        free(c->old_name);
+        return -1;
+    }
+    it->n_changes++;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- prepare */
@@ -247,8 +267,9 @@ static void bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
 }
 
 /* Finds or creates the blob for it and adds refs to its refcount. */
-static int64_t blob_ref(sqlite3_stmt **w, struct store_item *it, int64_t refs)
+int64_t store_blob_ref(struct store_wctx *wc, struct store_item *it, int64_t refs)
 {
+    sqlite3_stmt **w = wc->deliver;
     sqlite3_stmt *st = w[W_BLOB_FIND];
     sqlite3_bind_blob(st, 1, it->sha, sizeof(it->sha), SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -291,8 +312,9 @@ static int64_t blob_ref(sqlite3_stmt **w, struct store_item *it, int64_t refs)
  * STORE_QUOTA (nothing written) or STORE_ERROR; the caller rolls the item's
  * savepoint back on failure.
  */
-static int apply(sqlite3_stmt **w, struct store_item *it)
+static int apply(struct store_wctx *wc, struct store_item *it)
 {
+    sqlite3_stmt **w = wc->deliver;
     if (it->prep != STORE_OK)
         return STORE_ERROR;
     /* Quota first: one recipient over quota refuses the whole item. */
@@ -324,11 +346,8 @@ static int apply(sqlite3_stmt **w, struct store_item *it)
         free(skip);
         return r;
     }
-    int64_t blob = blob_ref(w, it, (int64_t)present + it->n_remote);
+    int64_t blob = store_blob_ref(wc, it, (int64_t)present + it->n_remote);
     if (blob < 0)
-        r = STORE_ERROR;
-    it->changes = r == STORE_OK ? calloc(present ? present : 1, sizeof(*it->changes)) : NULL;
-    if (r == STORE_OK && !it->changes)
         r = STORE_ERROR;
     for (unsigned i = 0; r == STORE_OK && i < it->n_users; i++) {
         if (skip[i])
@@ -341,12 +360,19 @@ static int apply(sqlite3_stmt **w, struct store_item *it)
             r = STORE_ERROR;
             break;
         }
-        struct change *ch = &it->changes[it->n_changes++];
-        ch->user_id = it->user_ids[i];
-        ch->mailbox_id = sqlite3_column_int64(st, 0);
-        ch->uid = (uint32_t)sqlite3_column_int64(st, 1);
-        ch->modseq = (uint64_t)sqlite3_column_int64(st, 2) + 1;
+        struct change one = {
+            .user_id = it->user_ids[i],
+            .mailbox_id = sqlite3_column_int64(st, 0),
+            .uid = (uint32_t)sqlite3_column_int64(st, 1),
+            .modseq = (uint64_t)sqlite3_column_int64(st, 2) + 1,
+        };
+        const struct change *ch = &one;
         sqlite3_reset(st);
+        if (store_item_change(it, STORE_CHANGE_APPEND, ch->user_id, ch->mailbox_id, ch->uid,
+                              ch->modseq, NULL, NULL, NULL) != 0) {
+            r = STORE_ERROR;
+            break;
+        }
 
         st = w[W_MSG_ADD];
         sqlite3_bind_int64(st, 1, ch->mailbox_id);
@@ -388,8 +414,74 @@ static int apply(sqlite3_stmt **w, struct store_item *it)
     return r;
 }
 
+sqlite3_stmt *store_wstmt(struct store_wctx *w, const char *sql)
+{
+    for (size_t i = 0; i < w->n_cache; i++) {
+        if (w->cache[i].sql == sql) {
+            sqlite3_reset(w->cache[i].st);
+            sqlite3_clear_bindings(w->cache[i].st);
+            return w->cache[i].st;
+        }
+    }
+    if (w->n_cache == w->cap_cache) {
+        size_t ncap = w->cap_cache ? w->cap_cache * 2 : 32;
+        void *p = realloc(w->cache, ncap * sizeof(*w->cache));
+        if (!p)
+            return NULL;
+        w->cache = p;
+        w->cap_cache = ncap;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        store_db_log(w->db, "writer_prepare");
+        return NULL;
+    }
+    w->cache[w->n_cache].sql = sql;
+    w->cache[w->n_cache].st = st;
+    w->n_cache++;
+    return st;
+}
+
+/* Steps a statement that returns no row and resets it: 0 or -1. */
+int store_wstep(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* No statement may stay mid-step across ROLLBACK TO or COMMIT. */
+static void wctx_reset(struct store_wctx *w)
+{
+    for (size_t i = 0; i < w->n_cache; i++)
+        sqlite3_reset(w->cache[i].st);
+    for (int i = 0; i < W_COUNT; i++)
+        if (w->deliver[i])
+            sqlite3_reset(w->deliver[i]);
+}
+
+static void wctx_free(struct store_wctx *w)
+{
+    for (size_t i = 0; i < w->n_cache; i++)
+        sqlite3_finalize(w->cache[i].st);
+    free(w->cache);
+    w->cache = NULL;
+    w->n_cache = w->cap_cache = 0;
+}
+
+static int apply_item(struct store_wctx *w, struct store_item *it)
+{
+    return it->op == OP_DELIVER ? apply(w, it) : store_imap_apply(w, it);
+}
+
+static void reset_results(struct store_item *it)
+{
+    drop_changes(it);
+    store_imap_reset(it);
+}
+
 /* One group: every item gets its own savepoint, the group one COMMIT. */
-static void write_batch(struct store *s, sqlite3_stmt **w, struct store_item *batch)
+static void write_batch(struct store *s, struct store_wctx *w, struct store_item *batch)
 {
     sqlite3 *db = s->wr;
     bool ok = store_tx_begin(db) == 0;
@@ -402,14 +494,13 @@ static void write_batch(struct store *s, sqlite3_stmt **w, struct store_item *ba
             it->result = STORE_ERROR;
             continue;
         }
-        it->result = apply(w, it);
+        it->result = apply_item(w, it);
+        wctx_reset(w);
         if (it->result == STORE_ERROR)
-            store_db_log(db, "deliver");
+            store_db_log(db, it->op == OP_DELIVER ? "deliver" : "imap_op");
         if (it->result != STORE_OK) {
             sqlite3_exec(db, "ROLLBACK TO item", NULL, NULL, NULL);
-            free(it->changes);
-            it->changes = NULL;
-            it->n_changes = 0;
+            reset_results(it);
         }
         if (store_db_exec(db, "RELEASE item") != 0)
             ok = false;
@@ -420,16 +511,19 @@ static void write_batch(struct store *s, sqlite3_stmt **w, struct store_item *ba
         store_tx_rollback(db);
         for (struct store_item *it = batch; it; it = it->next) {
             it->result = STORE_ERROR;
-            it->n_changes = 0;
+            reset_results(it);
         }
     }
-    unsigned n = 0;
-    for (struct store_item *it = batch; it; it = it->next)
+    unsigned n = 0, n_deliver = 0;
+    for (struct store_item *it = batch; it; it = it->next) {
         n++;
+        n_deliver += it->op == OP_DELIVER;
+    }
     pthread_mutex_lock(&s->q_lock);
     if (ok)
         s->stats.transactions++;
-    s->stats.deliveries += n;
+    s->stats.deliveries += n_deliver;
+    s->stats.ops += n;
     pthread_mutex_unlock(&s->q_lock);
 }
 
@@ -437,6 +531,7 @@ static void *writer_main(void *arg)
 {
     struct store *s = arg;
     sqlite3_stmt *w[W_COUNT] = { 0 };
+    struct store_wctx wc = { .db = s->wr, .deliver = w };
     bool ready = true;
     for (int i = 0; i < W_COUNT; i++)
         if (sqlite3_prepare_v3(s->wr, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -464,7 +559,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->q_lock);
 
         if (ready) {
-            write_batch(s, w, batch);
+            write_batch(s, &wc, batch);
         } else {
             for (struct store_item *it = batch; it; it = it->next)
                 it->result = STORE_ERROR;
@@ -484,6 +579,7 @@ static void *writer_main(void *arg)
         uv_async_send(s->async);
     }
     pthread_mutex_unlock(&s->q_lock);
+    wctx_free(&wc);
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(w[i]);
     return NULL;
@@ -510,10 +606,22 @@ static void publish(struct store *s, const struct store_change *ch)
     }
 }
 
+/* Publishes one pending change with its strings attached. */
+static void publish_pending(struct store *s, struct store_pending_change *c)
+{
+    struct store_change ev = c->ev;
+    ev.flags = c->flags;
+    ev.name = c->name;
+    ev.old_name = c->old_name;
+    publish(s, &ev);
+}
+
 /*
  * Loop thread: the items' transactions are durable. Appends to one mailbox
- * within the list are merged into one event (the writer assigns each
- * mailbox's UIDs consecutively), then done callbacks run in queue order.
+ * with consecutive UIDs within the list are merged into one event (the
+ * writer assigns each mailbox's UIDs consecutively); other events go out
+ * one by one in the order they were made. Then the callbacks run in queue
+ * order.
  */
 static void complete(struct store *s, struct store_item *list)
 {
@@ -521,13 +629,22 @@ static void complete(struct store *s, struct store_item *list)
     size_t n_ev = 0, cap = 0;
     for (struct store_item *it = list; it; it = it->next) {
         for (unsigned i = 0; i < it->n_changes; i++) {
-            const struct change *c = &it->changes[i];
+            struct store_pending_change *pc = &it->changes[i];
+            const struct store_change *c = &pc->ev;
+            if (c->kind != STORE_CHANGE_APPEND) {
+                /* Earlier appends first, so a client sees them in order. */
+                for (size_t k = 0; k < n_ev; k++)
+                    publish(s, &ev[k]);
+                n_ev = 0;
+                publish_pending(s, pc);
+                continue;
+            }
             size_t j = 0;
             while (j < n_ev && !(ev[j].mailbox_id == c->mailbox_id
-                                 && ev[j].uid_last + 1 == c->uid))
+                                 && ev[j].uid_last + 1 == c->uid_first))
                 j++;
             if (j < n_ev) {
-                ev[j].uid_last = c->uid;
+                ev[j].uid_last = c->uid_last;
                 ev[j].modseq = c->modseq;
                 continue;
             }
@@ -536,22 +653,13 @@ static void complete(struct store *s, struct store_item *list)
                 struct store_change *p = realloc(ev, ncap * sizeof(*p));
                 if (!p) {
                     /* Out of memory: this change goes out unmerged. */
-                    struct store_change one = {
-                        .kind = STORE_CHANGE_APPEND, .user_id = c->user_id,
-                        .mailbox_id = c->mailbox_id, .uid_first = c->uid,
-                        .uid_last = c->uid, .modseq = c->modseq,
-                    };
-                    publish(s, &one);
+                    publish(s, c);
                     continue;
                 }
                 ev = p;
                 cap = ncap;
             }
-            ev[n_ev++] = (struct store_change){
-                .kind = STORE_CHANGE_APPEND, .user_id = c->user_id,
-                .mailbox_id = c->mailbox_id, .uid_first = c->uid, .uid_last = c->uid,
-                .modseq = c->modseq,
-            };
+            ev[n_ev++] = *c;
         }
     }
     for (size_t k = 0; k < n_ev; k++)
@@ -563,6 +671,8 @@ static void complete(struct store *s, struct store_item *list)
         it->next = NULL;
         if (it->done)
             it->done(it->arg, it->result);
+        else
+            store_imap_complete(it);
         item_unref(it);
     }
 }
@@ -663,8 +773,7 @@ int store_deliver(struct store *s, const struct store_delivery *d,
     struct store_item *it = calloc(1, sizeof(*it));
     if (!it)
         return STORE_ERROR;
-    it->s = s;
-    it->refs = 2;
+    it->op = OP_DELIVER;
     it->data = d->data ? d->data : "";
     it->len = d->len;
     it->internal_date = d->internal_date;
@@ -688,9 +797,39 @@ int store_deliver(struct store *s, const struct store_delivery *d,
         it->n_remote += ok;
     }
     if (!ok) {
-        item_free(&it);
+        store_item_free(&it);
         return STORE_ERROR;
     }
+    int r = store_writer_prepare(s, it);
+    if (r != STORE_OK)
+        store_item_free(&it);
+    return r;
+}
+
+int store_writer_submit(struct store *s, struct store_item *it)
+{
+    if (!s->writer_started || s->closing)
+        return STORE_BUSY;
+    it->s = s;
+    it->refs = 1;
+    pthread_mutex_lock(&s->q_lock);
+    s->inflight++;
+    if (s->q_tail)
+        s->q_tail->next = it;
+    else
+        s->q_head = it;
+    s->q_tail = it;
+    pthread_cond_signal(&s->q_cond);
+    pthread_mutex_unlock(&s->q_lock);
+    return STORE_OK;
+}
+
+int store_writer_prepare(struct store *s, struct store_item *it)
+{
+    if (!s->writer_started || s->closing)
+        return STORE_BUSY;
+    it->s = s;
+    it->refs = 2;
     it->work.data = it;
     pthread_mutex_lock(&s->q_lock);
     s->inflight++;
@@ -699,7 +838,6 @@ int store_deliver(struct store *s, const struct store_delivery *d,
         pthread_mutex_lock(&s->q_lock);
         s->inflight--;
         pthread_mutex_unlock(&s->q_lock);
-        item_free(&it);
         return STORE_ERROR;
     }
     return STORE_OK;

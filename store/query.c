@@ -43,7 +43,8 @@ int store_mailbox_list(struct store *s, const char *address, store_mailbox_cb cb
      * LIKE compares ASCII case-insensitively and '\' is not special in it. */
     sqlite3_stmt *st = store_db_prepare(s->rd,
         "SELECT x.name, x.special_use, x.uidvalidity, x.uidnext, x.highestmodseq,"
-        " x.subscribed, count(m.id),"
+        " EXISTS (SELECT 1 FROM subscriptions u WHERE u.user_id = x.user_id"
+        "   AND u.name = x.name), count(m.id),"
         " coalesce(sum(' ' || m.flags || ' ' NOT LIKE '% \\Seen %'), 0),"
         " coalesce(sum(m.size), 0)"
         " FROM mailboxes x LEFT JOIN messages m ON m.mailbox_id = x.id"
@@ -131,7 +132,7 @@ int store_message_list(struct store *s, const char *address, const char *mailbox
  * not counted). The buffer is one byte larger than size, so a stream that
  * inflates to more than size bytes is caught as corrupt, not truncated.
  */
-static int inflate_blob(const void *z, size_t zlen, uint64_t size, char **data, size_t *len)
+int store_inflate_blob(const void *z, size_t zlen, uint64_t size, char **data, size_t *len)
 {
     if (size > STORE_READ_MAX || zlen > ULONG_MAX) {
         log_event(PLOG_ERROR, 0, "event=store_error op=message_read error=blob_too_large"
@@ -175,7 +176,7 @@ int store_message_read(struct store *s, int64_t mailbox_id, uint32_t uid,
     if (rc == SQLITE_ROW) {
         const void *z = sqlite3_column_blob(st, 0);
         size_t zlen = (size_t)sqlite3_column_bytes(st, 0);
-        r = inflate_blob(z, zlen, (uint64_t)sqlite3_column_int64(st, 1), data, len);
+        r = store_inflate_blob(z, zlen, (uint64_t)sqlite3_column_int64(st, 1), data, len);
     } else if (rc == SQLITE_DONE) {
         r = STORE_NOTFOUND;
     } else {

@@ -29,7 +29,91 @@
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_ZLIB_LEVEL 6
 
-struct store_item;   /* one delivery on its way through the writer */
+/* What a writer item does; OP_DELIVER and OP_APPEND are prepared on the
+ * thread pool first (prepare() in deliver.c), the others go straight to the
+ * writer queue. */
+enum store_op {
+    OP_DELIVER, OP_APPEND, OP_MBOX_CREATE, OP_MBOX_DELETE, OP_MBOX_RENAME,
+    OP_SUBSCRIBE, OP_FLAGS, OP_EXPUNGE, OP_COPY,
+};
+
+/* A change event made by an item, published after its commit. */
+struct store_pending_change {
+    struct store_change ev;     /* string fields are set from the owned ones */
+    char *flags, *name, *old_name;
+};
+
+/*
+ * One operation on its way through the writer. Created on the loop, filled
+ * by prepare() (pool) for deliveries and appends, applied by the writer in
+ * its own savepoint, completed and freed on the loop.
+ */
+struct store_item {
+    struct store_item *next;
+    struct store *s;
+    enum store_op op;
+    uv_work_t work;
+    int refs;                   /* loop thread: after_prepare + completion */
+
+    /* OP_DELIVER, OP_APPEND: the message */
+    const char *data;           /* caller's, valid until done */
+    size_t len;
+    int64_t internal_date;
+    char *mail_from;
+    int64_t *user_ids;          /* distinct */
+    unsigned n_users;
+    char **remote;
+    unsigned n_remote;
+
+    /* prepare() */
+    int prep;                   /* STORE_OK or STORE_ERROR */
+    unsigned char sha[32];
+    unsigned char *z;
+    size_t zlen;
+    char *parse;
+    size_t parse_len;
+    char *date, *subject, *from, *message_id;
+
+    /* IMAP operations (imap.c) */
+    int64_t user_id;
+    int64_t mailbox_id, dst_mailbox_id;
+    char *name, *name2;         /* mailbox names; special-use in name2 for create */
+    char *flags;                /* canonical */
+    int mode;                   /* enum store_flags_mode; subscribe: on */
+    uint64_t unchangedsince;
+    uint32_t *uids;             /* ascending, distinct */
+    size_t n_uids;
+    bool all_deleted;           /* expunge without a UID list */
+    bool move;
+
+    /* writer results */
+    int result;
+    struct store_pending_change *changes;
+    unsigned n_changes, cap_changes;
+    uint32_t uidvalidity, uid;
+    uint64_t modseq;
+    uint32_t *r_uids, *r_uids2; /* expunged / failed / copy src, copy dst */
+    size_t n_r, n_r2, cap_r, cap_r2;
+    struct store_flag_change *r_flags;
+    size_t n_rflags, cap_rflags;
+
+    /* completion: done for deliveries and mailbox writes, else the typed one */
+    store_done_cb done;
+    store_append_cb append_cb;
+    store_flags_cb flags_cb;
+    store_expunge_cb expunge_cb;
+    store_copy_cb copy_cb;
+    void *arg;
+};
+
+/* The writer's prepared statements: store_wstmt caches one per call site
+ * (keyed by the SQL literal's address). */
+struct store_wctx {
+    sqlite3 *db;
+    sqlite3_stmt **deliver;     /* deliver.c's own table */
+    struct { const char *sql; sqlite3_stmt *st; } *cache;
+    size_t n_cache, cap_cache;
+};
 
 struct store_sub {
     struct store_sub *next;
@@ -59,6 +143,12 @@ struct store {
     unsigned inflight;          /* accepted, not yet through the writer */
     bool stopping;              /* writer: exit once the queue is empty */
     struct store_stats stats;
+    /* Reader connections for the thread pool (store_fetch), and the fetches
+     * still running there; store_close waits for them. */
+    sqlite3 **pool_rd;
+    size_t n_pool_rd, cap_pool_rd;
+    unsigned fetching;
+    pthread_cond_t fetch_cond;
 
     /* Loop thread only. */
     bool closing;               /* store_deliver answers STORE_BUSY */
@@ -93,7 +183,39 @@ int64_t store_domain_id(sqlite3 *db, const char *domain);
 int64_t store_user_id(sqlite3 *db, const char *norm);
 bool store_alias_exists(sqlite3 *db, const char *norm);
 
+/* db.c: a fresh UIDVALIDITY from the persistent counter, inside the
+ * caller's write transaction on db; 0 on error. */
+uint32_t store_next_uidvalidity(sqlite3 *db);
+/* db.c: a reader connection for a pool thread, and back. */
+sqlite3 *store_pool_reader(struct store *s);
+void store_pool_reader_put(struct store *s, sqlite3 *db);
+
+/* query.c: inflates a blob of size raw bytes (NUL added, not counted). */
+int store_inflate_blob(const void *z, size_t zlen, uint64_t size, char **data, size_t *len);
+
 /* deliver.c */
 void store_writer_stop(struct store *s);
+/* Queues an item that needs no preparation; STORE_BUSY when closing. */
+int store_writer_submit(struct store *s, struct store_item *it);
+/* Queues an item (OP_DELIVER, OP_APPEND) for prepare() on the pool first. */
+int store_writer_prepare(struct store *s, struct store_item *it);
+void store_item_free(struct store_item **it);
+/* Appends a change event to it; -1 when out of memory. */
+int store_item_change(struct store_item *it, enum store_change_kind kind, int64_t user_id,
+                      int64_t mailbox_id, uint32_t uid, uint64_t modseq, const char *flags,
+                      const char *name, const char *old_name);
+/* Finds or creates it's blob (prepared) and adds refs to its refcount. */
+int64_t store_blob_ref(struct store_wctx *w, struct store_item *it, int64_t refs);
+sqlite3_stmt *store_wstmt(struct store_wctx *w, const char *sql);
+int store_wstep(sqlite3_stmt *st);
+
+/* imap.c: writer side and completion of the IMAP operations. */
+int store_imap_apply(struct store_wctx *w, struct store_item *it);
+void store_imap_reset(struct store_item *it);
+void store_imap_complete(struct store_item *it);
+/* imap.c: canonical flags (see store.h) in a malloc'd *out; STORE_INVALID. */
+int store_flags_canon(const char *flags, char **out);
+/* imap.c: a mailbox name checked and with INBOX normalised; STORE_INVALID. */
+int store_mailbox_name(const char *in, char *out, size_t outlen);
 
 #endif

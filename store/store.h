@@ -117,9 +117,11 @@ struct store_mailbox_info {
     uint32_t uidnext;
     uint64_t highestmodseq;
     unsigned messages;
-    unsigned unseen;
+    unsigned unseen;         /* messages without \\Seen */
     uint64_t size;
     bool subscribed;
+    int64_t id;
+    unsigned deleted;        /* messages with \\Deleted */
 };
 typedef void (*store_mailbox_cb)(void *arg, const struct store_mailbox_info *m);
 int store_mailbox_list(struct store *s, const char *address, store_mailbox_cb cb, void *arg);
@@ -178,7 +180,24 @@ int store_deliver(struct store *s, const struct store_delivery *d,
 
 /* ----------------------------------------------------------- change events */
 
-enum store_change_kind { STORE_CHANGE_APPEND, STORE_CHANGE_FLAGS, STORE_CHANGE_EXPUNGE };
+/*
+ * APPEND: uid_first..uid_last appended (deliver, append, copy, move), modseq
+ *         the last one's;
+ * FLAGS: the flags of uid_first (= uid_last) are now flags, at modseq;
+ * EXPUNGE: uid_first (= uid_last) is gone, modseq the mailbox's new one;
+ * MAILBOX_CREATE / MAILBOX_DELETE: mailbox_id named name;
+ * MAILBOX_RENAME: mailbox_id renamed from old_name to name (one event for
+ *         each renamed mailbox, children included).
+ * String fields are NULL when they do not apply, valid during the callback.
+ */
+enum store_change_kind {
+    STORE_CHANGE_APPEND,
+    STORE_CHANGE_FLAGS,
+    STORE_CHANGE_EXPUNGE,
+    STORE_CHANGE_MAILBOX_CREATE,
+    STORE_CHANGE_MAILBOX_DELETE,
+    STORE_CHANGE_MAILBOX_RENAME,
+};
 
 struct store_change {
     enum store_change_kind kind;
@@ -186,6 +205,9 @@ struct store_change {
     int64_t mailbox_id;
     uint32_t uid_first, uid_last;
     uint64_t modseq;
+    const char *flags;
+    const char *name;
+    const char *old_name;
 };
 typedef void (*store_change_cb)(void *arg, const struct store_change *ch);
 
@@ -226,8 +248,195 @@ int store_message_read(struct store *s, int64_t mailbox_id, uint32_t uid,
 struct store_stats {
     uint64_t transactions;
     uint64_t deliveries;
+    uint64_t ops;          /* every writer operation, deliveries included */
 };
 void store_stats(struct store *s, struct store_stats *out);
+
+/* ------------------------------------------------------------------ IMAP */
+
+/*
+ * Operations for the IMAP server. Mailboxes and messages are named by the
+ * user's id (store_user_get) and the mailbox's id (store_mailbox_get).
+ *
+ * Mailbox names are UTF-8 (IMAP's modified UTF-7 is the IMAP side's job),
+ * hierarchy delimiter '/', at most STORE_MAILBOX_NAME_MAX bytes, no empty
+ * level ("a//b", "/a", "a/"), no control characters, no '*' or '%'. "INBOX"
+ * is case-insensitive (also as the first level: "inbox/x" is "INBOX/x") and
+ * always exists. Flags are a space-separated string of system flags
+ * (\Seen \Answered \Flagged \Deleted \Draft, any case) and keywords
+ * (IMAP atoms); the store keeps them canonical: system flags first in that
+ * order and spelled so, then keywords sorted, duplicates (case-insensitive)
+ * dropped.
+ *
+ * Reads are synchronous on the reader connection (small indexed queries,
+ * never waiting for the writer). Writes go through the writer thread like
+ * store_deliver: they need store_start_writer, answer STORE_BUSY once
+ * store_close has begun, and call back on the loop thread only after their
+ * transaction is durable; their change events are published just before.
+ * Result arrays given to a callback are valid during the callback only.
+ */
+#define STORE_MAILBOX_NAME_MAX 512
+#define STORE_SPECIAL_USE_MAX 16
+#define STORE_FLAGS_MAX 4096      /* bytes of one message's flags */
+#define STORE_OP_UIDS_MAX 1000000 /* UIDs one operation may name */
+
+struct store_mailbox {
+    int64_t id;
+    char name[STORE_MAILBOX_NAME_MAX + 1];
+    char special_use[STORE_SPECIAL_USE_MAX + 1];
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    uint64_t highestmodseq;
+    bool subscribed;
+    unsigned messages;
+    unsigned unseen;    /* messages without \Seen */
+    unsigned deleted;   /* messages with \Deleted */
+    uint64_t size;      /* bytes of its messages */
+};
+
+/* One mailbox of a user by name with its status. STORE_NOTFOUND, STORE_INVALID. */
+int store_mailbox_get(struct store *s, int64_t user_id, const char *name,
+                      struct store_mailbox *out);
+/* Every mailbox of a user with its status (id and deleted set), INBOX first
+ * then by name, in one query. */
+int store_mailbox_status_list(struct store *s, int64_t user_id, store_mailbox_cb cb,
+                              void *arg);
+/* The user's subscribed names (LSUB / LIST (SUBSCRIBED)), existing or not. */
+typedef void (*store_name_cb)(void *arg, const char *name);
+int store_subscription_list(struct store *s, int64_t user_id, store_name_cb cb, void *arg);
+
+/*
+ * The index of a mailbox in UID order: every message whose modseq is above
+ * changed_since (0: all, the SELECT snapshot; N: CONDSTORE/QRESYNC "changed
+ * since N"). info->flags is valid during the callback. STORE_NOTFOUND when
+ * the mailbox does not exist.
+ */
+int store_message_index(struct store *s, int64_t mailbox_id, uint64_t changed_since,
+                        store_message_cb cb, void *arg);
+/*
+ * UIDs expunged from a mailbox with a modseq above since (QRESYNC VANISHED,
+ * RFC 7162 §3.2.5.1), ascending, in a malloc'd array the caller frees
+ * (*uids NULL when *n is 0).
+ */
+int store_message_vanished(struct store *s, int64_t mailbox_id, uint64_t since,
+                           uint32_t **uids, size_t *n);
+/* Every keyword set on some message of the mailbox, canonical and
+ * space-separated ("" for none), malloc'd, for FLAGS / PERMANENTFLAGS. */
+int store_mailbox_keywords(struct store *s, int64_t mailbox_id, char **out);
+
+/* A user's quota in bytes: used, and limit (0 = unlimited). */
+int store_quota_get(struct store *s, int64_t user_id, uint64_t *used, uint64_t *limit);
+
+/*
+ * Reads a message off the loop, on the libuv thread pool: with
+ * STORE_FETCH_RAW the exact bytes (decompressed, NUL after them not
+ * counted), with STORE_FETCH_PARSE the stored parse (mime_decode of the
+ * parse cache; NULL when the message could not be parsed at delivery).
+ * cb runs on the loop with STORE_OK, STORE_NOTFOUND or STORE_ERROR; the
+ * caller owns data (free) and parse (mime_free), which are NULL when not
+ * asked for or on failure. Needs store_start_writer (the loop).
+ */
+#define STORE_FETCH_RAW 1u
+#define STORE_FETCH_PARSE 2u
+struct mime_message;
+typedef void (*store_fetch_cb)(void *arg, int result, char *data, size_t len,
+                               struct mime_message *parse);
+int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what,
+                store_fetch_cb cb, void *arg);
+
+/* Mailbox writes; done gets STORE_OK or the result named. */
+/* special_use: "" / NULL or one RFC 6154 attribute (\All \Archive \Drafts
+ * \Flagged \Junk \Sent \Trash), else STORE_INVALID. Parents are not created.
+ * STORE_EXISTS. The mailbox gets a UIDVALIDITY never given before in this
+ * database (max(now, last given + 1)). */
+int store_mailbox_create(struct store *s, int64_t user_id, const char *name,
+                         const char *special_use, store_done_cb done, void *arg);
+/* Expunges its messages (blobs, quota) and deletes it; children stay.
+ * INBOX: STORE_INVALID. STORE_NOTFOUND. */
+int store_mailbox_delete(struct store *s, int64_t user_id, const char *name,
+                         store_done_cb done, void *arg);
+/* Renames a mailbox and its children ("old/..."); UIDVALIDITY is kept.
+ * STORE_NOTFOUND, STORE_EXISTS (the new name or a renamed child's),
+ * STORE_INVALID (into itself, or to INBOX). RFC 3501 §6.3.5: renaming INBOX
+ * creates the new mailbox, moves every INBOX message into it (same UIDs,
+ * new UIDVALIDITY) and leaves INBOX empty (tombstones written); INBOX's
+ * children are not renamed. */
+int store_mailbox_rename(struct store *s, int64_t user_id, const char *old_name,
+                         const char *new_name, store_done_cb done, void *arg);
+/* Subscribes (on) or unsubscribes a name, which need not exist. Idempotent. */
+int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
+                            store_done_cb done, void *arg);
+
+/*
+ * APPEND: stores data in the user's mailbox like a delivery (one blob by
+ * SHA-256, parse kept), flags canonicalised. data must stay valid until cb.
+ * cb gets STORE_OK with the mailbox's UIDVALIDITY and the new UID (UIDPLUS
+ * APPENDUID), STORE_NOTFOUND (no such mailbox: TRYCREATE), STORE_QUOTA,
+ * STORE_INVALID (bad flags) or STORE_ERROR.
+ */
+struct store_append {
+    int64_t user_id;
+    const char *mailbox;
+    const char *data;
+    size_t len;
+    const char *flags;       /* NULL or "" for none */
+    int64_t internal_date;   /* unix seconds */
+};
+typedef void (*store_append_cb)(void *arg, int result, uint32_t uidvalidity, uint32_t uid);
+int store_append(struct store *s, const struct store_append *a, store_append_cb cb, void *arg);
+
+/*
+ * STORE / UID STORE. For each existing message among uids (others are
+ * ignored): with unchangedsince > 0 (CONDSTORE, RFC 7162 §3.1.3) a message
+ * whose modseq is above it is not touched and reported in failed;
+ * otherwise the flags are added, removed or replaced and, if they changed,
+ * the message gets modseq = ++highestmodseq of the mailbox and is reported
+ * in changed (ascending UIDs). A message whose flags would not change is in
+ * neither list.
+ */
+enum store_flags_mode { STORE_FLAGS_ADD, STORE_FLAGS_REMOVE, STORE_FLAGS_REPLACE };
+struct store_flag_change {
+    uint32_t uid;
+    uint64_t modseq;
+    const char *flags;   /* canonical */
+};
+struct store_flags_result {
+    const struct store_flag_change *changed;
+    size_t n_changed;
+    const uint32_t *failed;
+    size_t n_failed;
+};
+typedef void (*store_flags_cb)(void *arg, int result, const struct store_flags_result *r);
+int store_flags(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+                enum store_flags_mode mode, const char *flags, uint64_t unchangedsince,
+                store_flags_cb cb, void *arg);
+
+/*
+ * EXPUNGE (uids NULL: every \Deleted message) or UID EXPUNGE (only the
+ * \Deleted ones among uids). Expunged messages are deleted, leave a
+ * tombstone (mailbox, uid, modseq) for QRESYNC, drop their blob reference
+ * (the blob goes at 0) and their size from the user's quota. All expunged
+ * UIDs of one call share modseq = ++highestmodseq (0 when none).
+ */
+typedef void (*store_expunge_cb)(void *arg, int result, const uint32_t *uids, size_t n,
+                                 uint64_t modseq);
+int store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+                  store_expunge_cb cb, void *arg);
+
+/*
+ * COPY / MOVE (RFC 6851) between two mailboxes of the same user
+ * (STORE_INVALID otherwise). The existing messages among uids are copied in
+ * ascending UID order to new consecutive UIDs in dst, flags and internal
+ * date kept, blob shared; cb gets dst's UIDVALIDITY and the mapping
+ * src_uids[i] -> dst_uids[i] (UIDPLUS COPYUID). A copy that would take the
+ * user over quota stores nothing (STORE_QUOTA). Move also expunges the
+ * sources in the same transaction (tombstones, one modseq) and does not
+ * check quota (usage does not grow).
+ */
+typedef void (*store_copy_cb)(void *arg, int result, uint32_t uidvalidity,
+                              const uint32_t *src_uids, const uint32_t *dst_uids, size_t n);
+int store_copy(struct store *s, int64_t src_mailbox_id, const uint32_t *uids, size_t n_uids,
+               int64_t dst_mailbox_id, bool move, store_copy_cb cb, void *arg);
 
 /* ------------------------------------------------------------------ queue */
 
