@@ -39,7 +39,7 @@ static char *read_data(const char *name, size_t *len)
 
 static void assert_buf(const struct buf *b, const char *want, size_t want_len)
 {
-    if (b->len != want_len || memcmp(b->data, want, want_len) != 0)
+    if (b->len != want_len || (want_len && memcmp(b->data, want, want_len) != 0))
         fail_msg("got\n  %.*s\nwant\n  %.*s", (int)b->len, b->data, (int)want_len, want);
 }
 
