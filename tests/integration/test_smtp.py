@@ -550,6 +550,7 @@ def test_idle_timeout(make_server):
 
 def test_connection_limit_per_ip(make_server):
     server = make_server(extra={"limits": {"max_connections_per_ip": "3"}})
+    time.sleep(0.3)  # as below: the readiness probes must be gone
     conns = [raw(server) for _ in range(3)]
     extra = Raw(server.port("smtp"))
     code, texts = extra.reply()
@@ -562,6 +563,8 @@ def test_connection_limit_per_ip(make_server):
 
 def test_connection_limit_total(make_server):
     server = make_server(extra={"limits": {"max_connections": "2"}})
+    # The fixture's readiness probes count until the server has seen them close.
+    time.sleep(0.3)
     conns = [raw(server, "smtp"), raw(server, "submission")]
     extra = Raw(server.port("smtp"))
     code, texts = extra.reply()
