@@ -122,11 +122,41 @@ static const char *const migrations[] = {
     "INSERT OR IGNORE INTO counters(name, value)"
     "  SELECT 'uidvalidity', coalesce(max(uidvalidity), 0) FROM mailboxes;",
 
-    /* 3: reserved for the FTS5 search index
-     * (CREATE VIRTUAL TABLE ... USING fts5). Append it here. */
+    /* 3: IMAP SEARCH. blob_text: the FTS5 index of each blob's folded
+     * header and body text (search.c), rowid = blob id, trigram tokens so
+     * that any substring of 3 or more characters is found through the
+     * index; case_sensitive because the text is folded before it is stored
+     * (mime_casefold), so the index folds nothing more than SEARCH does;
+     * detail=none (which trigrams, not where: an eighth of the size, and
+     * the stored text is checked anyway); columnsize=0 (no ranking). The
+     * text itself is stored in the table. blob_search: the day of the
+     * Date: field (NULL: none or unreadable), a row for every indexed
+     * blob. The FTS row goes with its blob by trigger (an FTS5 table takes
+     * no foreign key), blob_search by cascade. Existing blobs are indexed
+     * by store_text_backfill (migration_code). Runs again harmlessly. */
+    "CREATE VIRTUAL TABLE IF NOT EXISTS blob_text USING fts5(header, body,"
+    "  tokenize = 'trigram case_sensitive 1', detail = none, columnsize = 0);"
+    "CREATE TABLE IF NOT EXISTS blob_search ("
+    "  blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,"
+    "  sent_day INTEGER);"                      /* unix seconds, 00:00 UTC */
+    "CREATE TRIGGER IF NOT EXISTS blobs_text_gc AFTER DELETE ON blobs BEGIN"
+    "  DELETE FROM blob_text WHERE rowid = old.id;"
+    " END;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/*
+ * Work a migration needs beyond SQL, run after migrations[version - 1] in
+ * the same transaction: the search index of the blobs already stored
+ * (inflate, parse, extract, fold), so an old database becomes searchable.
+ */
+static const struct {
+    int version;
+    int (*run)(sqlite3 *db, char *err, size_t errlen);
+} migration_code[] = {
+    { 3, store_text_backfill },
+};
 
 const char *store_strerror(int result)
 {
@@ -250,10 +280,24 @@ uint32_t store_next_uidvalidity(sqlite3 *db)
     return (uint32_t)v;
 }
 
-sqlite3 *store_pool_reader(struct store *s)
+/*
+ * The pool readers serve store_fetch (queued work) and the synchronous
+ * searches alike: whoever holds one counts in pool_rd_out, so store_close
+ * never closes a connection in use nor frees the store under a reader.
+ */
+sqlite3 *store_pool_reader(struct store *s, bool *closed)
 {
     sqlite3 *db = NULL;
+    if (closed)
+        *closed = false;
     pthread_mutex_lock(&s->q_lock);
+    if (s->pool_closed) {
+        pthread_mutex_unlock(&s->q_lock);
+        if (closed)
+            *closed = true;
+        return NULL;
+    }
+    s->pool_rd_out++;
     if (s->n_pool_rd > 0)
         db = s->pool_rd[--s->n_pool_rd];
     pthread_mutex_unlock(&s->q_lock);
@@ -264,6 +308,7 @@ sqlite3 *store_pool_reader(struct store *s)
         char buf[300];
         log_event(PLOG_ERROR, 0, "event=store_error op=pool_reader_open error=%s",
                   log_value(err, buf, sizeof(buf)));
+        store_pool_reader_put(s, NULL);
         return NULL;
     }
     return db;
@@ -272,6 +317,12 @@ sqlite3 *store_pool_reader(struct store *s)
 void store_pool_reader_put(struct store *s, sqlite3 *db)
 {
     pthread_mutex_lock(&s->q_lock);
+    if (--s->pool_rd_out == 0 && s->fetching == 0)
+        pthread_cond_broadcast(&s->fetch_cond);
+    if (!db) {
+        pthread_mutex_unlock(&s->q_lock);
+        return;
+    }
     if (s->n_pool_rd == s->cap_pool_rd) {
         size_t ncap = s->cap_pool_rd ? s->cap_pool_rd * 2 : 4;
         sqlite3 **p = realloc(s->pool_rd, ncap * sizeof(*p));
@@ -369,6 +420,16 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
             store_tx_rollback(db);
             return -1;
         }
+        for (size_t k = 0; k < sizeof(migration_code) / sizeof(migration_code[0]); k++) {
+            if (migration_code[k].version != i + 1)
+                continue;
+            char why[200] = "";
+            if (migration_code[k].run(db, why, sizeof(why)) != 0) {
+                snprintf(err, errlen, "migration %d: %s", i + 1, why);
+                store_tx_rollback(db);
+                return -1;
+            }
+        }
     }
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", N_MIGRATIONS);
@@ -428,10 +489,12 @@ void store_close(struct store **sp)
     if (!s)
         return;
     store_writer_stop(s);
-    /* Fetches on the pool use the pool readers: let them finish. */
+    /* Fetches and searches on the pool use the pool readers: let them
+     * finish, then hand out no more. */
     pthread_mutex_lock(&s->q_lock);
-    while (s->fetching > 0)
+    while (s->fetching > 0 || s->pool_rd_out > 0)
         pthread_cond_wait(&s->fetch_cond, &s->q_lock);
+    s->pool_closed = true;
     pthread_mutex_unlock(&s->q_lock);
     for (size_t i = 0; i < s->n_pool_rd; i++)
         store_db_close(&s->pool_rd[i]);

@@ -334,7 +334,7 @@ static void fetch_work(uv_work_t *req)
 {
     struct fetch_req *f = req->data;
     struct store *s = f->s;
-    sqlite3 *db = store_pool_reader(s);
+    sqlite3 *db = store_pool_reader(s, NULL);
     f->result = db ? fetch_read(db, f) : STORE_ERROR;
     if (db)
         store_pool_reader_put(s, db);

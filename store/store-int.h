@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mime/mime.h"
 #include "store/store.h"
 
 /* RFC 5321 §4.5.3.1.1 / §4.5.3.1.2 limits; 64 + 1 + 253 fits store_user.address. */
@@ -28,6 +29,19 @@
 #define STORE_BATCH_MAX 256       /* deliveries per group commit */
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_ZLIB_LEVEL 6
+
+/*
+ * What the search index keeps of one blob (search.c), made off the writer
+ * (prepare() on the pool, or the migration's backfill): the header and body
+ * text folded with mime_casefold, and the day of its Date: field.
+ */
+struct store_text {
+    char *header;               /* "name: value\n" lines; NULL: no text row */
+    char *body;
+    size_t header_len, body_len;
+    bool has_day;
+    int64_t day;                /* unix seconds, 00:00 UTC of the date written */
+};
 
 /* What a writer item does; OP_DELIVER and OP_APPEND are prepared on the
  * thread pool first (prepare() in deliver.c), the others go straight to the
@@ -73,6 +87,9 @@ struct store_item {
     char *parse;
     size_t parse_len;
     char *date, *subject, *from, *message_id;
+    struct store_text text;     /* for the search index (search.c) */
+    int64_t new_blob;           /* writer: the blob this item created, whose
+                                 * text row is inserted at the end of the group */
 
     /* IMAP operations (imap.c) */
     int64_t user_id;
@@ -143,11 +160,15 @@ struct store {
     unsigned inflight;          /* accepted, not yet through the writer */
     bool stopping;              /* writer: exit once the queue is empty */
     struct store_stats stats;
-    /* Reader connections for the thread pool (store_fetch), and the fetches
-     * still running there; store_close waits for them. */
+    /* Reader connections for the thread pool (store_fetch, the searches):
+     * the free list, how many are handed out, the fetches queued or running;
+     * store_close waits until the last two are 0 (fetch_cond), then sets
+     * pool_closed and store_pool_reader answers NULL. */
     sqlite3 **pool_rd;
     size_t n_pool_rd, cap_pool_rd;
+    unsigned pool_rd_out;
     unsigned fetching;
+    bool pool_closed;
     pthread_cond_t fetch_cond;
 
     /* Loop thread only. */
@@ -186,8 +207,11 @@ bool store_alias_exists(sqlite3 *db, const char *norm);
 /* db.c: a fresh UIDVALIDITY from the persistent counter, inside the
  * caller's write transaction on db; 0 on error. */
 uint32_t store_next_uidvalidity(sqlite3 *db);
-/* db.c: a reader connection for a pool thread, and back. */
-sqlite3 *store_pool_reader(struct store *s);
+/* db.c: a query_only connection for a synchronous read on any thread but
+ * the loop's (a pool thread), from the free list or opened; NULL on error or
+ * once store_close has begun (*closed set then). Give it back with put,
+ * always: store_close waits for every connection handed out. */
+sqlite3 *store_pool_reader(struct store *s, bool *closed);
 void store_pool_reader_put(struct store *s, sqlite3 *db);
 
 /* query.c: inflates a blob of size raw bytes (NUL added, not counted). */
@@ -208,6 +232,28 @@ int store_item_change(struct store_item *it, enum store_change_kind kind, int64_
 int64_t store_blob_ref(struct store_wctx *w, struct store_item *it, int64_t refs);
 sqlite3_stmt *store_wstmt(struct store_wctx *w, const char *sql);
 int store_wstep(sqlite3_stmt *st);
+
+/* search.c: the search index of one blob (see struct store_text). */
+#define STORE_TEXT_CAP MIME_TEXT_CAP  /* header + body text bytes per blob */
+/* Fills t from data[0, len) and its parse m (NULL, when the message could
+ * not be parsed: t stays empty, no text row). -1 when out of memory (t is
+ * then empty). */
+int store_text_make(const struct mime_message *m, const char *data, size_t len,
+                    struct store_text *t);
+void store_text_free(struct store_text *t);
+/* The statements that store t for a blob (?1): its blob_search row (?2 the
+ * day) and its text row (?2 header, ?3 body). store_text_insert binds and
+ * steps those that are not NULL (the text row only when t has text), and
+ * drops its references to t. 0 or -1. */
+#define STORE_SQL_SEARCH_ADD \
+    "INSERT OR REPLACE INTO blob_search(blob_id, sent_day) VALUES (?1, ?2)"
+#define STORE_SQL_TEXT_ADD \
+    "INSERT OR REPLACE INTO blob_text(rowid, header, body) VALUES (?1, ?2, ?3)"
+int store_text_insert(sqlite3_stmt *search_add, sqlite3_stmt *text_add, int64_t blob,
+                      const struct store_text *t);
+/* Migration 3: indexes every blob that has no blob_search row yet, inside
+ * the migration's transaction on db. 0, or -1 with a message in err. */
+int store_text_backfill(sqlite3 *db, char *err, size_t errlen);
 
 /* imap.c: writer side and completion of the IMAP operations. */
 int store_imap_apply(struct store_wctx *w, struct store_item *it);

@@ -344,6 +344,53 @@ typedef void (*store_fetch_cb)(void *arg, int result, char *data, size_t len,
 int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what,
                 store_fetch_cb cb, void *arg);
 
+/*
+ * SEARCH (RFC 3501 / RFC 9051 §6.4.4), one key at a time: the IMAP side
+ * combines the UID lists (AND, OR, NOT, sequence sets). Both calls are
+ * synchronous and may run on any thread, a libuv pool thread included (they
+ * take a pool reader connection, never the loop's reader); they may take a
+ * while on a large mailbox, so petreld calls them off the loop. They answer
+ * the UIDs of the matching messages of the mailbox, ascending, in a malloc'd
+ * array the caller frees (*uids NULL when *n is 0), and STORE_OK,
+ * STORE_NOTFOUND (no such mailbox), STORE_INVALID, STORE_BUSY (store_close
+ * has begun) or STORE_ERROR.
+ *
+ * Text keys match a substring case-insensitively: needle and text are both
+ * folded with mime_casefold (Unicode simple case folding, so "GRÜẞE"
+ * finds "Grüße" but "SS" does not find "ß") and compared byte for byte;
+ * '%', '_', '*' and '"' are ordinary characters. The text is what
+ * mime_text_extract makes of the message at delivery: header values
+ * unfolded with RFC 2047 words decoded, body parts transfer-decoded and
+ * converted to UTF-8, HTML without markup, attached messages included in
+ * the body; at most MIME_TEXT_CAP (1 MiB) of header and body text per
+ * message is searchable.
+ *
+ * STORE_TEXT_BODY   the body text (BODY);
+ * STORE_TEXT_TEXT   the header text or the body text (TEXT);
+ * STORE_TEXT_HEADER the value of every field named header (any case) of
+ *                   the message's own header (HEADER, and FROM, TO, CC,
+ *                   BCC, SUBJECT as header "from" ...); an empty needle
+ *                   matches every message that has such a field. A name no
+ *                   field can have (empty, with ':', space or 8-bit) matches
+ *                   nothing.
+ * An empty needle for BODY or TEXT matches every message.
+ */
+enum store_text_field { STORE_TEXT_BODY, STORE_TEXT_TEXT, STORE_TEXT_HEADER };
+#define STORE_SEARCH_NEEDLE_MAX 4096   /* bytes of one needle; STORE_INVALID above */
+int store_search_text(struct store *s, int64_t mailbox_id, enum store_text_field field,
+                      const char *header, const char *needle, uint32_t **uids, size_t *n);
+
+/*
+ * SENTBEFORE / SENTON / SENTSINCE: compares the date written in the
+ * message's Date: field (day, month, year; time and zone ignored, RFC 3501
+ * §6.4.4) with day, unix seconds of 00:00 UTC of a date (other values are
+ * taken as the day they fall in). A message without a Date: field, or with
+ * one that cannot be read, matches none of the three.
+ */
+enum store_sent_op { STORE_SENT_BEFORE, STORE_SENT_ON, STORE_SENT_SINCE };
+int store_search_sent(struct store *s, int64_t mailbox_id, enum store_sent_op op, int64_t day,
+                      uint32_t **uids, size_t *n);
+
 /* Mailbox writes; done gets STORE_OK or the result named. */
 /* special_use: "" / NULL or one RFC 6154 attribute (\All \Archive \Drafts
  * \Flagged \Junk \Sent \Trash), else STORE_INVALID. Parents are not created.
