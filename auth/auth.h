@@ -79,6 +79,12 @@ typedef void (*auth_cb)(void *arg, enum auth_status st, const char *challenge_b6
  */
 void auth_start(struct auth_session *s, const char *mech, const char *initial_b64,
                 auth_cb cb, void *arg);
+/*
+ * A user name and password as one step (IMAP LOGIN, POP3 USER/PASS): the
+ * PLAIN mechanism, so it is refused (AUTH_BADMECH) where PLAIN is.
+ */
+void auth_login(struct auth_session *s, const char *user, const char *password, auth_cb cb,
+                void *arg);
 /* The client's next response, base64. */
 void auth_step(struct auth_session *s, const char *response_b64, auth_cb cb, void *arg);
 

@@ -809,3 +809,26 @@ void auth_step(struct auth_session *s, const char *response_b64, auth_cb cb, voi
 {
     run(s, false, response_b64 ? response_b64 : "", cb, arg);
 }
+
+/* LOGIN (IMAP) and USER/PASS (POP3) are PLAIN with the identities given. */
+void auth_login(struct auth_session *s, const char *user, const char *password, auth_cb cb,
+                void *arg)
+{
+    size_t ul = strlen(user), pl = strlen(password);
+    if (ul > 512 || pl > 512) {
+        s->cb = cb;
+        s->arg = arg;
+        deliver_later(s, AUTH_BADINPUT, 0);
+        return;
+    }
+    unsigned char raw[1 + 512 + 1 + 512];
+    raw[0] = 0;
+    memcpy(raw + 1, user, ul);
+    raw[1 + ul] = 0;
+    memcpy(raw + 2 + ul, password, pl);
+    char b64[4 * ((sizeof raw + 2) / 3) + 1];
+    EVP_EncodeBlock((unsigned char *)b64, raw, (int)(2 + ul + pl));
+    OPENSSL_cleanse(raw, sizeof raw);
+    auth_start(s, "PLAIN", b64, cb, arg);
+    OPENSSL_cleanse(b64, sizeof b64);
+}

@@ -228,7 +228,8 @@ static void dispatch_input(struct conn *c)
 
 static void update_reading(struct conn *c)
 {
-    bool want = !c->closing && !c->eof && !c->out_blocked && conn_pending(c) < in_limit(c);
+    bool want = !c->closing && !c->eof && !c->out_blocked && conn_pending(c) < in_limit(c) &&
+                !conn_z_stash_full(c);
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = true;
@@ -238,8 +239,26 @@ static void update_reading(struct conn *c)
     }
 }
 
+size_t conn_input_room(const struct conn *c)
+{
+    size_t pend = conn_pending(c), lim = in_limit(c);
+    return pend < lim ? lim - pend : 0;
+}
+
+size_t conn_take_pending(struct conn *c, struct buf *dst)
+{
+    const char *base;
+    size_t len, *off;
+    input_view(c, &base, &len, &off);
+    size_t n = len - *off;
+    if (n && buf_append(dst, base + *off, n, SIZE_MAX) != 0)
+        return 0;
+    *off = len;
+    return n;
+}
+
 /* New plaintext bytes (in the shared buffer) for the handler. */
-static void feed(struct conn *c, const char *data, size_t n)
+void conn_feed(struct conn *c, const char *data, size_t n)
 {
     if (c->closing || n == 0)
         return;
@@ -269,6 +288,15 @@ static void feed(struct conn *c, const char *data, size_t n)
     settle(c);
 }
 
+/* Bytes from the socket or TLS: inflated first once DEFLATE is on. */
+static void take_input(struct conn *c, const char *data, size_t n)
+{
+    if (c->z)
+        conn_z_input(c, data, n);
+    else
+        conn_feed(c, data, n);
+}
+
 /* After every callback into the handler: flush output, follow up on EOF,
  * and decide whether to keep reading. */
 static void after_cb(struct conn *c)
@@ -276,6 +304,8 @@ static void after_cb(struct conn *c)
     if (c->in_cb)
         return;
     settle(c);
+    if (c->z && !c->paused)
+        conn_z_pump(c); /* input inflated while the handler had no room */
     flush_out(c);
     if (c->closing)
         return;
@@ -346,7 +376,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         tls_advance(c);
     } else {
-        feed(c, buf->base, (size_t)nread);
+        take_input(c, buf->base, (size_t)nread);
     }
     after_cb(c);
 }
@@ -369,9 +399,23 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->out_blocked && c->queued <= c->srv->cfg.max_output_buffer / 2) {
         c->out_blocked = false;
-        if (!c->closing)
+        if (c->closing)
+            return;
+        if (c->h->drain && c->opened) {
+            /* A producer that waited for the peer (a long FETCH, a RETR) goes on. */
+            c->in_cb++;
+            c->h->drain(c);
+            c->in_cb--;
+            after_cb(c);
+        } else {
             update_reading(c);
+        }
     }
+}
+
+bool conn_write_blocked(const struct conn *c)
+{
+    return c->out_blocked;
 }
 
 /* Bytes for the socket, as they are (ciphertext or plaintext). */
@@ -436,6 +480,13 @@ static void flush_out(struct conn *c)
 {
     if (c->dead) {
         buf_free(&c->out);
+        return;
+    }
+    if (c->z && c->out.len && conn_z_output(c) != 0) {
+        buf_free(&c->out);
+        c->dead = true;
+        if (!c->closing)
+            conn_close(c);
         return;
     }
     if (c->ssl) {
@@ -607,7 +658,9 @@ static void tls_pull(struct conn *c)
         ERR_clear_error();
         int r = SSL_read(c->ssl, c->srv->rbuf, (int)room);
         if (r > 0) {
-            feed(c, c->srv->rbuf, (size_t)r);
+            take_input(c, c->srv->rbuf, (size_t)r);
+            if (conn_z_stash_full(c))
+                break;
             continue;
         }
         int e = SSL_get_error(c->ssl, r);
@@ -734,6 +787,7 @@ static void finalize(struct conn *c)
     }
     server_unschedule_resume(srv, c);
     SSL_free(c->ssl);
+    conn_z_free(c);
     buf_free(&c->in);
     buf_free(&c->out);
     if (c->prev)

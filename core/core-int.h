@@ -17,6 +17,7 @@
 #define CORE_CORK_MAX (64 * 1024)
 
 struct ip_count;
+struct conn_z;
 
 /*
  * A connection. Input is read into the server's shared buffer; the handler
@@ -65,6 +66,7 @@ struct conn {
     bool handshaking;
     bool reading;
     bool out_blocked;             /* back-pressure from a slow peer */
+    struct conn_z *z;             /* DEFLATE (conn_compress) or NULL */
 
     int peer_port;
     char peer_ip[46];
@@ -119,6 +121,19 @@ void server_unschedule_resume(struct server *srv, struct conn *c);
 
 /* conn.c */
 void conn_accept(struct listener *l);
+/* Plaintext input for the handler (after TLS and DEFLATE). */
+void conn_feed(struct conn *c, const char *data, size_t n);
+/* How many more input bytes the handler's buffer takes. */
+size_t conn_input_room(const struct conn *c);
+/* Moves the unconsumed input to dst; returns its size. */
+size_t conn_take_pending(struct conn *c, struct buf *dst);
+
+/* compress.c */
+void conn_z_input(struct conn *c, const char *data, size_t n);
+void conn_z_pump(struct conn *c);
+int conn_z_output(struct conn *c);   /* c->out deflated in place */
+bool conn_z_stash_full(const struct conn *c);
+void conn_z_free(struct conn *c);
 void conn_run_resume(struct conn *c);
 void conn_server_shutdown(struct conn *c);
 

@@ -194,6 +194,9 @@ struct conn_handler {
     /* Over a connection limit: write the protocol's "too busy" line. Core
      * closes the connection after it (open is never called). */
     void (*refuse)(struct conn *c, const char *why);
+    /* Output queued to a slow peer passed max_output_buffer and has now
+     * fallen to half of it (see conn_write_blocked). NULL: not needed. */
+    void (*drain)(struct conn *c);
 };
 
 struct listener;
@@ -259,6 +262,12 @@ void conn_write(struct conn *c, const void *data, size_t len);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flush now (e.g. from an async completion outside any callback). */
 void conn_flush(struct conn *c);
+/*
+ * True while more than max_output_buffer bytes wait for the peer. A handler
+ * that produces output in steps (a large FETCH or RETR) stops producing
+ * then and goes on in handler->drain.
+ */
+bool conn_write_blocked(const struct conn *c);
 
 /*
  * Stop delivering input (an async step is under way: a store commit, a
@@ -274,6 +283,13 @@ void conn_resume(struct conn *c);
  * handshake; a failed handshake closes the connection.
  */
 int conn_starttls(struct conn *c);
+
+/*
+ * Turns on DEFLATE both ways (RFC 4978) after flushing what was written so
+ * far uncompressed. Input the peer sent after the current command is taken
+ * as compressed. Returns -1 if already on or out of memory.
+ */
+int conn_compress(struct conn *c);
 
 /* Idle timeout in milliseconds; reset by every read. 0 disables. */
 void conn_set_timeout(struct conn *c, uint64_t ms);
