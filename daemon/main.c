@@ -15,6 +15,8 @@
 
 #include "auth/auth.h"
 #include "core/core.h"
+#include "imap/imap.h"
+#include "pop3/pop3.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
 
@@ -74,17 +76,6 @@ static int watch_signal(struct daemon *d, uv_signal_t *h, int signum)
     return 0;
 }
 
-/* Listeners of protocols this build does not serve yet are named in the
- * log rather than silently ignored. */
-static void warn_unserved(const struct config *cfg)
-{
-    for (int k = LISTEN_IMAP; k < LISTEN_KIND_COUNT; k++) {
-        if (cfg->listen[k].enabled)
-            log_event(PLOG_WARN, 0, "event=listener-unavailable kind=%s",
-                      listener_kind_name((enum listener_kind)k));
-    }
-}
-
 static int start(struct daemon *d, char *err, size_t errlen)
 {
     if (server_init(&d->srv, d->loop, &d->cfg, err, errlen) != 0)
@@ -97,8 +88,11 @@ static int start(struct daemon *d, char *err, size_t errlen)
     }
     if (auth_init(&d->cfg, d->store, d->loop, err, errlen) != 0)
         return -1;
-    warn_unserved(&d->cfg);
     if (smtp_start(d->srv, d->store, err, errlen) != 0)
+        return -1;
+    if (imap_start(d->srv, d->store, err, errlen) != 0)
+        return -1;
+    if (pop3_start(d->srv, d->store, err, errlen) != 0)
         return -1;
     if (watch_signal(d, &d->sig_term, SIGTERM) != 0 || watch_signal(d, &d->sig_int, SIGINT) != 0 ||
         watch_signal(d, &d->sig_hup, SIGHUP) != 0) {
