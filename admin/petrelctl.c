@@ -766,7 +766,7 @@ static int queue_flush(struct ctl *ctl)
 
 static int queue_del(struct ctl *ctl)
 {
-    int64_t id;
+    int64_t id = 0;
     if (get_id(ctl, ctl->args[0], &id) != 0)
         return 1;
     int r = store_queue_del(ctl->store, id);

@@ -31,6 +31,7 @@ struct fetch_op {
     struct imap_fetch f;     /* in the parser's arena, valid during the command */
     struct fetch_msg *m;
     size_t n, next;
+    size_t batch_end;        /* the pool job under way covers [next, batch_end) */
     unsigned need;           /* STORE_FETCH_RAW | STORE_FETCH_PARSE */
     bool sets_seen;
     bool failed_cte;         /* BINARY of an unknown or broken encoding */
@@ -70,6 +71,25 @@ static void take_meta(void *arg, const struct store_message_info *info)
     m->size = info->size;
     free(m->flags);
     m->flags = strdup(info->flags);
+}
+
+/* The index rows of the messages asked for, a range query per run of
+ * nearby UIDs: one for 1:*, a few for a handful of messages. */
+#define META_GAP 64
+
+static int load_meta(struct imap_session *s, struct fetch_op *op)
+{
+    for (size_t i = 0; i < op->n;) {
+        size_t j = i;
+        while (j + 1 < op->n && op->m[j + 1].uid - op->m[j].uid <= META_GAP)
+            j++;
+        int r = store_message_range(s->store, s->view->id, op->m[i].uid, op->m[j].uid,
+                                    take_meta, op);
+        if (r != STORE_OK)
+            return r;
+        i = j + 1;
+    }
+    return STORE_OK;
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -295,6 +315,10 @@ static int render(struct imap_session *s, struct fetch_op *op, struct fetch_msg 
 
 /* ------------------------------------------------------------ the loop */
 
+/* A pool job reads this many parses, or raw messages up to FETCH_BATCH_BYTES. */
+#define FETCH_BATCH 256
+#define FETCH_BATCH_BYTES ((uint64_t)4 << 20)
+
 static void emit(struct imap_session *s);
 
 static void finish(struct imap_session *s)
@@ -307,28 +331,52 @@ static void finish(struct imap_session *s)
         imap_done(s, "OK", "FETCH completed");
 }
 
-static void fetched(void *arg, int result, char *data, size_t len, struct mime_message *parse)
+static void fetched(void *arg, uint32_t uid, int result, char *data, size_t len,
+                    struct mime_message *parse)
 {
     struct imap_session *s = arg;
-    if (!imap_resume(s)) {
-        free(data);
-        mime_free(&parse);
-        return;
-    }
     struct fetch_op *op = s->op;
-    struct fetch_msg *m = &op->m[op->next++];
-    if (result == STORE_OK) {
+    struct fetch_msg *m = s->closed ? NULL : find_msg(op, uid);
+    /* STORE_NOTFOUND: expunged meanwhile; the client learns it later. */
+    if (m && result == STORE_OK) {
         const char *raw = op->need & STORE_FETCH_RAW ? (data ? data : "") : NULL;
         if (parse && raw && parse->size != len)
             mime_free(&parse); /* not this message's parse; render without it */
         if (render(s, op, m, raw, len, parse) < 0)
             op->failed_cte = true;
     }
-    /* STORE_NOTFOUND: expunged meanwhile; the client learns it later. */
     free(data);
     mime_free(&parse);
+}
+
+static void batch_done(void *arg, int result)
+{
+    (void)result; /* reported per message above */
+    struct imap_session *s = arg;
+    if (!imap_resume(s))
+        return;
+    struct fetch_op *op = s->op;
+    op->next = op->batch_end;
     emit(s);
     conn_flush(s->conn);
+}
+
+/* The next messages to read in one pool job, from op->next. */
+static size_t next_batch(struct fetch_op *op, uint32_t *uids)
+{
+    size_t k = 0, j = op->next;
+    uint64_t bytes = 0;
+    for (; j < op->n && k < FETCH_BATCH; j++) {
+        const struct fetch_msg *m = &op->m[j];
+        if (!m->found)
+            continue;
+        if ((op->need & STORE_FETCH_RAW) && k && bytes + m->size > FETCH_BATCH_BYTES)
+            break;
+        bytes += m->size;
+        uids[k++] = m->uid;
+    }
+    op->batch_end = j;
+    return k;
 }
 
 static void emit(struct imap_session *s)
@@ -338,24 +386,23 @@ static void emit(struct imap_session *s)
         if (conn_write_blocked(s->conn)) {
             s->drain = emit; /* on_drain calls back */
             imap_wait(s);
-            s->busy--;     /* waiting for output holds nothing */
+            s->busy--;       /* waiting for output holds nothing */
             return;
         }
         struct fetch_msg *m = &op->m[op->next];
-        if (!m->found) {
+        if (!m->found || !op->need) {
+            if (m->found)
+                render(s, op, m, NULL, 0, NULL);
             op->next++;
             continue;
         }
-        if (!op->need) {
-            render(s, op, m, NULL, 0, NULL);
-            op->next++;
-            continue;
-        }
+        uint32_t uids[FETCH_BATCH];
+        size_t k = next_batch(op, uids);
         imap_wait(s);
-        if (store_fetch(s->store, s->view->id, m->uid, op->need, fetched, s) != STORE_OK) {
+        if (store_fetch_many(s->store, s->view->id, uids, k, op->need, fetched, batch_done, s) !=
+            STORE_OK) {
             imap_resume(s);
             imap_done_store_error(s, STORE_ERROR, "FETCH");
-            return;
         }
         return;
     }
@@ -489,7 +536,7 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_request *r)
     op->n = n;
     free(uids);
     op->need = what_to_read(&op->f);
-    if (n && store_message_index(s->store, s->view->id, 0, take_meta, op) != STORE_OK) {
+    if (load_meta(s, op) != STORE_OK) {
         imap_done_store_error(s, STORE_ERROR, "FETCH");
         return;
     }

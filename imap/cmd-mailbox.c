@@ -11,20 +11,8 @@
 
 static const char system_flags[] = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
-struct first_unseen {
-    uint32_t msn;
-    uint32_t first;
-};
-
-static void find_unseen(void *arg, const struct store_message_info *m)
-{
-    struct first_unseen *u = arg;
-    u->msn++;
-    if (!u->first && !strstr(m->flags, "\\Seen"))
-        u->first = u->msn;
-}
-
-static void select_report(struct imap_session *s, const struct store_mailbox *mb)
+static void select_report(struct imap_session *s, const struct store_mailbox *mb,
+                          uint32_t first_unseen)
 {
     struct imap_view *v = s->view;
     char *keywords = NULL;
@@ -34,10 +22,8 @@ static void select_report(struct imap_session *s, const struct store_mailbox *mb
     imap_untagged(s, "FLAGS (%s%s%s)", system_flags, *kw ? " " : "", kw);
     imap_untagged(s, "%zu EXISTS", v->count);
     imap_untagged(s, "0 RECENT");
-    struct first_unseen u = { 0, 0 };
-    if (mb->unseen && store_message_index(s->store, mb->id, 0, find_unseen, &u) == STORE_OK &&
-        u.first)
-        imap_untagged(s, "OK [UNSEEN %u] First unseen", u.first);
+    if (first_unseen)
+        imap_untagged(s, "OK [UNSEEN %u] First unseen", first_unseen);
     if (v->readonly)
         imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox");
     else
@@ -137,15 +123,16 @@ void imap_cmd_select(struct imap_session *s, const struct imap_request *r)
     if (list && !parse_select_params(s, list, &params))
         return;
     struct store_mailbox mb;
+    uint32_t first_unseen = 0;
     int res = store_mailbox_get(s->store, s->user_id, name, &mb);
     if (res == STORE_OK)
-        res = imap_view_open(s, &mb, strcmp(r->name, "EXAMINE") == 0, &s->view);
+        res = imap_view_open(s, &mb, strcmp(r->name, "EXAMINE") == 0, &s->view, &first_unseen);
     if (res != STORE_OK) {
         imap_done_store_error(s, res, r->name);
         return;
     }
     s->state = IMAP_SELECTED;
-    select_report(s, &mb);
+    select_report(s, &mb, first_unseen);
     if (s->condstore)
         imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest",
                       (unsigned long long)mb.highestmodseq);

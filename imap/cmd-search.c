@@ -374,7 +374,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_request *r)
     collect_leaves(op, op->cmd.root);
     op->n_meta = v->count;
     for (size_t i = 0; i < v->count; i++)
-        op->meta[i].uid = v->uids[i];
+        op->meta[i].uid = imap_view_uid(v, (uint32_t)i + 1);
     if (store_message_index(s->store, v->id, 0, take_meta, op) != STORE_OK) {
         imap_done_store_error(s, STORE_ERROR, "SEARCH");
         return;

@@ -32,19 +32,29 @@ enum imap_phase {
 #define CMD_USES_MSN 0x1  /* takes sequence numbers: no EXPUNGE after it (RFC 9051 §7.5.1) */
 
 /*
- * The selected mailbox as this session sees it: uids[i] is the UID of
- * message sequence number i + 1. It changes only when the session reports
- * the change (EXISTS, EXPUNGE), so sequence numbers stay consistent.
- * seen_modseq: changes up to it were reported (flags, new messages);
- * expunged_modseq the same for expunges, which may have to wait.
+ * UIDs lo..hi, all present, whose first has sequence number before + 1.
+ * Mailboxes are mostly runs of consecutive UIDs, so a view of 10,000
+ * messages with a few expunges costs a few runs, not 40 KB per session.
+ */
+struct imap_run {
+    uint32_t lo, hi, before;
+};
+
+/*
+ * The selected mailbox as this session sees it: the UIDs by sequence
+ * number, as runs. It changes only when the session reports the change
+ * (EXISTS, EXPUNGE), so sequence numbers stay consistent. seen_modseq:
+ * changes up to it were reported (flags, new messages); expunged_modseq
+ * the same for expunges, which may have to wait.
  */
 struct imap_view {
     int64_t id;
     char name[STORE_MAILBOX_NAME_MAX + 1];
     bool readonly;
     uint32_t uidvalidity;
-    uint32_t *uids;
-    size_t count, cap;
+    struct imap_run *runs;
+    size_t nruns, cap;
+    size_t count;          /* messages */
     uint64_t seen_modseq;
     uint64_t expunged_modseq;
     bool dirty;         /* a change event arrived since the last report */
@@ -101,6 +111,8 @@ struct imap_session {
     bool compressed;           /* COMPRESS DEFLATE is on */
 
     struct imap_view *view;    /* NULL unless SELECTED */
+    struct imap_session *report_next, *report_prev;  /* IDLE reports to run */
+    bool report_queued;
     struct imap_quiet *quiet;
     size_t n_quiet;
 };
@@ -147,10 +159,13 @@ bool imap_arg_mailbox(struct imap_session *s, const struct imap_arg *a, char *ou
 void imap_buf_capability(struct imap_session *s, struct buf *b);
 
 /* view.c — the selected mailbox */
+/* Loads the view; *first_unseen gets the sequence number of the first
+ * message without \Seen (0: none) for SELECT's [UNSEEN]. */
 int imap_view_open(struct imap_session *s, const struct store_mailbox *mb, bool readonly,
-                   struct imap_view **out);
+                   struct imap_view **out, uint32_t *first_unseen);
 void imap_view_free(struct imap_view **v);
 uint32_t imap_view_msn(const struct imap_view *v, uint32_t uid);  /* 0: not there */
+uint32_t imap_view_uid(const struct imap_view *v, uint32_t msn);  /* 1 <= msn <= count */
 uint32_t imap_view_max_uid(const struct imap_view *v);
 /* Reports what changed (EXISTS, FETCH FLAGS, and EXPUNGE when allowed). */
 void imap_view_report(struct imap_session *s, bool allow_expunge);

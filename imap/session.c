@@ -203,8 +203,11 @@ void imap_wait(struct imap_session *s)
     conn_pause(s->conn);
 }
 
+static void unqueue_report(struct imap_session *s);
+
 static void session_free(struct imap_session *s)
 {
+    unqueue_report(s);
     if (s->sub)
         store_unsubscribe(s->store, &s->sub);
     imap_view_free(&s->view);
@@ -228,6 +231,59 @@ bool imap_resume(struct imap_session *s)
     return true;
 }
 
+/*
+ * Sessions in IDLE with a change to report. They are reported a slice per
+ * loop turn, after the store's callbacks: a delivery's 250 and every other
+ * connection go on while thousands of idle sessions are told.
+ */
+#define REPORT_SLICE 256
+static struct imap_session *report_head, *report_tail;
+static uv_idle_t report_idle;
+
+static void unqueue_report(struct imap_session *s)
+{
+    if (!s->report_queued)
+        return;
+    if (s->report_prev)
+        s->report_prev->report_next = s->report_next;
+    else
+        report_head = s->report_next;
+    if (s->report_next)
+        s->report_next->report_prev = s->report_prev;
+    else
+        report_tail = s->report_prev;
+    s->report_next = s->report_prev = NULL;
+    s->report_queued = false;
+}
+
+static void run_reports(uv_idle_t *h)
+{
+    for (int i = 0; i < REPORT_SLICE && report_head; i++) {
+        struct imap_session *s = report_head;
+        unqueue_report(s);
+        if (s->phase == IMAP_PH_IDLE) {
+            imap_view_report(s, true);
+            conn_flush(s->conn);
+        }
+    }
+    if (!report_head)
+        uv_idle_stop(h);
+}
+
+static void queue_report(struct imap_session *s)
+{
+    if (s->report_queued)
+        return;
+    s->report_queued = true;
+    s->report_prev = report_tail;
+    if (report_tail)
+        report_tail->report_next = s;
+    else
+        report_head = s;
+    report_tail = s;
+    uv_idle_start(&report_idle, run_reports);
+}
+
 static void on_change(void *arg, const struct store_change *ch)
 {
     struct imap_session *s = arg;
@@ -239,10 +295,8 @@ static void on_change(void *arg, const struct store_change *ch)
     else if (ch->kind == STORE_CHANGE_MAILBOX_RENAME && ch->name)
         snprintf(v->name, sizeof v->name, "%s", ch->name);
     v->dirty = true;
-    if (s->phase == IMAP_PH_IDLE) {
-        imap_view_report(s, true);
-        conn_flush(s->conn);
-    }
+    if (s->phase == IMAP_PH_IDLE)
+        queue_report(s);
 }
 
 void imap_login_done(struct imap_session *s, const char *user, int64_t user_id)
@@ -508,6 +562,7 @@ static void on_close(struct conn *c)
         return;
     conn_set_data(c, NULL);
     s->closed = true;
+    unqueue_report(s);
     if (s->sub)
         store_unsubscribe(s->store, &s->sub);
     if (s->busy == 0)
@@ -547,6 +602,10 @@ int imap_start(struct server *srv, struct store *store, char *err, size_t errlen
     };
     const struct config *cfg = server_config(srv);
     imap_store = store;
+    if (uv_idle_init(server_loop(srv), &report_idle) != 0) {
+        snprintf(err, errlen, "imap: cannot create the report handle");
+        return -1;
+    }
     for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
         const struct listen_addr *addr = &cfg->listen[listeners[i].kind];
         if (!addr->enabled)

@@ -16,27 +16,95 @@
 
 static int push_uid(struct imap_view *v, uint32_t uid)
 {
-    if (v->count == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        uint32_t *u = realloc(v->uids, cap * sizeof *u);
-        if (!u)
+    if (v->nruns && v->runs[v->nruns - 1].hi + 1 == uid) {
+        v->runs[v->nruns - 1].hi = uid;
+        v->count++;
+        return 0;
+    }
+    if (v->nruns == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 4;
+        struct imap_run *r = realloc(v->runs, cap * sizeof *r);
+        if (!r)
             return -1;
-        v->uids = u;
+        v->runs = r;
         v->cap = cap;
     }
-    v->uids[v->count++] = uid;
+    v->runs[v->nruns++] = (struct imap_run){ uid, uid, (uint32_t)v->count };
+    v->count++;
     return 0;
 }
 
+/* The run holding uid, or the one before where it would be; -1 if none. */
+static ssize_t find_run(const struct imap_view *v, uint32_t uid)
+{
+    size_t lo = 0, hi = v->nruns;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v->runs[mid].lo <= uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (ssize_t)lo - 1;
+}
+
+static void renumber(struct imap_view *v, size_t from)
+{
+    for (size_t i = from ? from : 1; i < v->nruns; i++)
+        v->runs[i].before = v->runs[i - 1].before + (v->runs[i - 1].hi - v->runs[i - 1].lo + 1);
+}
+
+/* Takes uid out of the view; false when it was not there or memory ran out. */
+static bool remove_uid(struct imap_view *v, uint32_t uid)
+{
+    ssize_t i = find_run(v, uid);
+    if (i < 0 || uid > v->runs[i].hi)
+        return false;
+    struct imap_run *r = &v->runs[i];
+    if (r->lo == r->hi) {
+        memmove(r, r + 1, (v->nruns - (size_t)i - 1) * sizeof *r);
+        v->nruns--;
+    } else if (uid == r->lo) {
+        r->lo++;
+    } else if (uid == r->hi) {
+        r->hi--;
+    } else {
+        if (v->nruns == v->cap) {
+            struct imap_run *g = realloc(v->runs, v->cap * 2 * sizeof *g);
+            if (!g)
+                return false;
+            v->runs = g;
+            v->cap *= 2;
+            r = &v->runs[i];
+        }
+        memmove(r + 2, r + 1, (v->nruns - (size_t)i - 1) * sizeof *r);
+        v->nruns++;
+        r[1] = (struct imap_run){ uid + 1, r->hi, 0 };
+        r->hi = uid - 1;
+    }
+    v->count--;
+    if (v->nruns)
+        v->runs[0].before = 0;
+    renumber(v, (size_t)i);
+    return true;
+}
+
+struct loading {
+    struct imap_view *v;
+    uint32_t first_unseen;
+};
+
 static void collect_uid(void *arg, const struct store_message_info *m)
 {
-    struct imap_view *v = arg;
-    if (push_uid(v, m->uid) != 0)
-        v->gone = true; /* out of memory: the session ends at its next command */
+    struct loading *l = arg;
+    if (push_uid(l->v, m->uid) != 0)
+        l->v->gone = true; /* out of memory: the session ends at its next command */
+    else if (!l->first_unseen && !strstr(m->flags, "\\Seen"))
+        l->first_unseen = (uint32_t)l->v->count;
 }
 
 int imap_view_open(struct imap_session *s, const struct store_mailbox *mb, bool readonly,
-                   struct imap_view **out)
+                   struct imap_view **out, uint32_t *first_unseen)
 {
     struct imap_view *v = calloc(1, sizeof *v);
     if (!v)
@@ -48,11 +116,13 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *mb, bool 
     /* mb was read before the index: a change in between is reported again,
      * never lost. */
     v->seen_modseq = v->expunged_modseq = mb->highestmodseq;
-    int r = store_message_index(s->store, mb->id, 0, collect_uid, v);
+    struct loading l = { v, 0 };
+    int r = store_message_index(s->store, mb->id, 0, collect_uid, &l);
     if (r != STORE_OK || v->gone) {
         imap_view_free(&v);
         return r != STORE_OK ? r : STORE_ERROR;
     }
+    *first_unseen = l.first_unseen;
     *out = v;
     return STORE_OK;
 }
@@ -62,27 +132,36 @@ void imap_view_free(struct imap_view **vp)
     struct imap_view *v = *vp;
     if (!v)
         return;
-    free(v->uids);
+    free(v->runs);
     free(v);
     *vp = NULL;
 }
 
 uint32_t imap_view_msn(const struct imap_view *v, uint32_t uid)
 {
-    size_t lo = 0, hi = v->count;
-    while (lo < hi) {
+    ssize_t i = find_run(v, uid);
+    if (i < 0 || uid > v->runs[i].hi)
+        return 0;
+    return v->runs[i].before + (uid - v->runs[i].lo) + 1;
+}
+
+uint32_t imap_view_uid(const struct imap_view *v, uint32_t msn)
+{
+    size_t lo = 0, hi = v->nruns;
+    while (lo < hi) { /* the first run starting after msn */
         size_t mid = lo + (hi - lo) / 2;
-        if (v->uids[mid] < uid)
+        if (v->runs[mid].before < msn)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < v->count && v->uids[lo] == uid ? (uint32_t)lo + 1 : 0;
+    const struct imap_run *r = &v->runs[lo - 1];
+    return r->lo + (msn - r->before - 1);
 }
 
 uint32_t imap_view_max_uid(const struct imap_view *v)
 {
-    return v->count ? v->uids[v->count - 1] : 0;
+    return v->nruns ? v->runs[v->nruns - 1].hi : 0;
 }
 
 static void report_expunges(struct imap_session *s, uint64_t since)
@@ -94,10 +173,8 @@ static void report_expunges(struct imap_session *s, uint64_t since)
         return;
     for (size_t i = 0; i < n; i++) {
         uint32_t msn = imap_view_msn(v, uids[i]);
-        if (!msn)
+        if (!msn || !remove_uid(v, uids[i]))
             continue;
-        memmove(&v->uids[msn - 1], &v->uids[msn], (v->count - msn) * sizeof *v->uids);
-        v->count--;
         if (s->qresync)
             uids[gone++] = uids[i];
         else
@@ -176,10 +253,9 @@ void imap_view_report(struct imap_session *s, bool allow_expunge)
     struct imap_view *v = s->view;
     if (!v || !v->dirty || v->gone)
         return;
-    struct store_mailbox mb;
-    if (store_mailbox_get(s->store, s->user_id, v->name, &mb) != STORE_OK || mb.id != v->id)
-        return; /* renamed or deleted: the change event says which */
-    uint64_t top = mb.highestmodseq;
+    uint64_t top;
+    if (store_mailbox_modseq(s->store, v->id, &top) != STORE_OK)
+        return; /* deleted: the change event said so */
     bool expunges_left = false;
     if (top > v->expunged_modseq) {
         if (allow_expunge) {
@@ -240,14 +316,15 @@ int imap_view_select_set(struct imap_session *s, const struct imap_arg *a, bool 
     }
     size_t k = 0;
     if (uid) {
-        for (size_t i = 0; i < v->count; i++)
-            if (imap_seqset_contains(&set, v->uids[i]))
-                out[k++] = v->uids[i];
+        for (size_t r = 0; r < v->nruns; r++)
+            for (uint64_t u = v->runs[r].lo; u <= v->runs[r].hi; u++)
+                if (imap_seqset_contains(&set, (uint32_t)u))
+                    out[k++] = (uint32_t)u;
     } else {
         struct imap_seqset_iter it = { 0 };
         uint32_t msn;
         while (imap_seqset_next(&set, &it, &msn))
-            out[k++] = v->uids[msn - 1];
+            out[k++] = imap_view_uid(v, msn);
     }
     *uids = out;
     *n = k;

@@ -639,6 +639,17 @@ static void *writer_main(void *arg)
 
 /* ------------------------------------------------------------ completions */
 
+static void unlink_sub(struct store *s, struct store_sub *sub)
+{
+    if (sub->prev)
+        sub->prev->next = sub->next;
+    else
+        s->subs = sub->next;
+    if (sub->next)
+        sub->next->prev = sub->prev;
+    free(sub);
+}
+
 static void publish(struct store *s, const struct store_change *ch)
 {
     s->dispatching = true;
@@ -647,14 +658,13 @@ static void publish(struct store *s, const struct store_change *ch)
             sub->cb(sub->arg, ch);
     s->dispatching = false;
     /* Unsubscribed during dispatch: free now that nobody walks the list. */
-    for (struct store_sub **pp = &s->subs; *pp;) {
-        if ((*pp)->dead) {
-            struct store_sub *dead = *pp;
-            *pp = dead->next;
-            free(dead);
-        } else {
-            pp = &(*pp)->next;
-        }
+    if (!s->dead_subs)
+        return;
+    s->dead_subs = false;
+    for (struct store_sub *sub = s->subs, *next; sub; sub = next) {
+        next = sub->next;
+        if (sub->dead)
+            unlink_sub(s, sub);
     }
 }
 
@@ -914,10 +924,13 @@ struct store_sub *store_subscribe(struct store *s, int64_t user_id,
     sub->cb = cb;
     sub->arg = arg;
     sub->next = s->subs;
+    if (s->subs)
+        s->subs->prev = sub;
     s->subs = sub;
     return sub;
 }
 
+/* O(1): thousands of IMAP sessions come and go. */
 void store_unsubscribe(struct store *s, struct store_sub **subp)
 {
     struct store_sub *sub = *subp;
@@ -926,13 +939,8 @@ void store_unsubscribe(struct store *s, struct store_sub **subp)
     *subp = NULL;
     if (s->dispatching) {
         sub->dead = true;
+        s->dead_subs = true;
         return;
     }
-    for (struct store_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
-        if (*pp == sub) {
-            *pp = sub->next;
-            free(sub);
-            return;
-        }
-    }
+    unlink_sub(s, sub);
 }

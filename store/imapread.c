@@ -152,21 +152,10 @@ static int mailbox_exists(struct store *s, int64_t mailbox_id)
     return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
 }
 
-int store_message_index(struct store *s, int64_t mailbox_id, uint64_t changed_since,
+/* Rows of messages from st (uid, modseq, internal_date, size, flags) to cb. */
+static int message_rows(struct store *s, sqlite3_stmt *st, int64_t mailbox_id,
                         store_message_cb cb, void *arg)
 {
-    if (mailbox_id <= 0 || changed_since > INT64_MAX)
-        return STORE_INVALID;
-    int r = mailbox_exists(s, mailbox_id);
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *st = store_db_prepare(s->rd,
-        "SELECT uid, modseq, internal_date, size, flags FROM messages"
-        " WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid");
-    if (!st)
-        return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, mailbox_id);
-    sqlite3_bind_int64(st, 2, (int64_t)changed_since);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_message_info m = {
@@ -183,6 +172,60 @@ int store_message_index(struct store *s, int64_t mailbox_id, uint64_t changed_si
         store_db_log(s->rd, "message_index");
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+int store_message_index(struct store *s, int64_t mailbox_id, uint64_t changed_since,
+                        store_message_cb cb, void *arg)
+{
+    if (mailbox_id <= 0 || changed_since > INT64_MAX)
+        return STORE_INVALID;
+    int r = mailbox_exists(s, mailbox_id);
+    if (r != STORE_OK)
+        return r;
+    /* The whole index walks (mailbox_id, uid) in order; "changed since"
+     * takes the few rows the modseq index finds and sorts them. */
+    sqlite3_stmt *st = store_db_prepare(s->rd, changed_since == 0
+        ? "SELECT uid, modseq, internal_date, size, flags FROM messages"
+          " WHERE mailbox_id = ?1 ORDER BY uid"
+        : "SELECT uid, modseq, internal_date, size, flags FROM messages"
+          " WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid");
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, mailbox_id);
+    if (changed_since)
+        sqlite3_bind_int64(st, 2, (int64_t)changed_since);
+    return message_rows(s, st, mailbox_id, cb, arg);
+}
+
+int store_message_range(struct store *s, int64_t mailbox_id, uint32_t uid_lo, uint32_t uid_hi,
+                        store_message_cb cb, void *arg)
+{
+    if (mailbox_id <= 0 || uid_lo > uid_hi)
+        return STORE_INVALID;
+    sqlite3_stmt *st = store_db_prepare(s->rd,
+        "SELECT uid, modseq, internal_date, size, flags FROM messages"
+        " WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid");
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, mailbox_id);
+    sqlite3_bind_int64(st, 2, uid_lo);
+    sqlite3_bind_int64(st, 3, uid_hi);
+    return message_rows(s, st, mailbox_id, cb, arg);
+}
+
+int store_mailbox_modseq(struct store *s, int64_t mailbox_id, uint64_t *modseq)
+{
+    sqlite3_stmt *st = store_db_prepare(s->rd, "SELECT highestmodseq FROM mailboxes WHERE id = ?1");
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, mailbox_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *modseq = (uint64_t)sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        store_db_log(s->rd, "mailbox_modseq");
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
 }
 
 int store_message_vanished(struct store *s, int64_t mailbox_id, uint64_t since,
@@ -283,29 +326,32 @@ int store_mailbox_keywords(struct store *s, int64_t mailbox_id, char **out)
 
 /* ----------------------------------------------------------------- fetch */
 
-struct fetch_req {
-    uv_work_t work;
-    struct store *s;
-    int64_t mailbox_id;
+struct fetch_item {
     uint32_t uid;
-    unsigned what;
     int result;
     char *data;
     size_t len;
     struct mime_message *parse;
-    store_fetch_cb cb;
+};
+
+struct fetch_req {
+    uv_work_t work;
+    struct store *s;
+    int64_t mailbox_id;
+    unsigned what;
+    struct fetch_item *items;
+    size_t n;
+    store_fetch_many_cb cb;
+    store_done_cb done;
+    store_fetch_cb one;      /* store_fetch's callback, through fetch_one */
     void *arg;
 };
 
-static int fetch_read(sqlite3 *db, struct fetch_req *f)
+static int fetch_read(sqlite3_stmt *st, const struct fetch_req *f, struct fetch_item *it)
 {
-    sqlite3_stmt *st = store_db_prepare(db,
-        "SELECT b.data, b.size, p.mime FROM messages m JOIN blobs b ON b.id = m.blob_id"
-        " LEFT JOIN parses p ON p.blob_id = b.id WHERE m.mailbox_id = ?1 AND m.uid = ?2");
-    if (!st)
-        return STORE_ERROR;
+    sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, f->mailbox_id);
-    sqlite3_bind_int64(st, 2, f->uid);
+    sqlite3_bind_int64(st, 2, it->uid);
     int rc = sqlite3_step(st);
     int r = rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
     if (rc == SQLITE_ROW) {
@@ -313,29 +359,33 @@ static int fetch_read(sqlite3 *db, struct fetch_req *f)
         if (f->what & STORE_FETCH_RAW)
             r = store_inflate_blob(sqlite3_column_blob(st, 0),
                                    (size_t)sqlite3_column_bytes(st, 0),
-                                   (uint64_t)sqlite3_column_int64(st, 1), &f->data, &f->len);
+                                   (uint64_t)sqlite3_column_int64(st, 1), &it->data, &it->len);
         const void *mime = sqlite3_column_blob(st, 2);
         int mlen = sqlite3_column_bytes(st, 2);
         if (r == STORE_OK && (f->what & STORE_FETCH_PARSE) && mime && mlen > 0) {
-            f->parse = mime_decode(mime, (size_t)mlen);
-            if (!f->parse)
+            it->parse = mime_decode(mime, (size_t)mlen);
+            if (!it->parse)
                 log_event(PLOG_WARN, 0, "event=store_parse_undecodable mailbox_id=%lld uid=%u",
-                          (long long)f->mailbox_id, f->uid);
+                          (long long)f->mailbox_id, it->uid);
         }
     } else if (rc != SQLITE_DONE) {
-        store_db_log(db, "fetch");
+        store_db_log(sqlite3_db_handle(st), "fetch");
     }
-    sqlite3_finalize(st);
     return r;
 }
 
-/* Thread pool: the read and the inflate, off the loop. */
+/* Thread pool: the reads and the inflates, off the loop, one statement. */
 static void fetch_work(uv_work_t *req)
 {
     struct fetch_req *f = req->data;
     struct store *s = f->s;
     sqlite3 *db = store_pool_reader(s, NULL);
-    f->result = db ? fetch_read(db, f) : STORE_ERROR;
+    sqlite3_stmt *st = db ? store_db_prepare(db,
+        "SELECT b.data, b.size, p.mime FROM messages m JOIN blobs b ON b.id = m.blob_id"
+        " LEFT JOIN parses p ON p.blob_id = b.id WHERE m.mailbox_id = ?1 AND m.uid = ?2") : NULL;
+    for (size_t i = 0; i < f->n; i++)
+        f->items[i].result = st ? fetch_read(st, f, &f->items[i]) : STORE_ERROR;
+    sqlite3_finalize(st);
     if (db)
         store_pool_reader_put(s, db);
     pthread_mutex_lock(&s->q_lock);
@@ -344,34 +394,52 @@ static void fetch_work(uv_work_t *req)
     pthread_mutex_unlock(&s->q_lock);
 }
 
-/* Loop: hands the result over; does not touch the store (it may be closed). */
+/* Loop: hands the results over in order; does not touch the store (it may
+ * be closed). */
 static void fetch_after(uv_work_t *req, int status)
 {
     struct fetch_req *f = req->data;
-    if (status != 0 && f->result == STORE_OK)
-        f->result = STORE_ERROR;
-    if (f->result != STORE_OK) {
-        free(f->data);
-        f->data = NULL;
-        f->len = 0;
-        mime_free(&f->parse);
+    for (size_t i = 0; i < f->n; i++) {
+        struct fetch_item *it = &f->items[i];
+        if (status != 0 && it->result == STORE_OK)
+            it->result = STORE_ERROR;
+        if (it->result != STORE_OK) {
+            free(it->data);
+            it->data = NULL;
+            it->len = 0;
+            mime_free(&it->parse);
+        }
+        f->cb(f->arg, it->uid, it->result, it->data, it->len, it->parse);
     }
-    f->cb(f->arg, f->result, f->data, f->len, f->parse);
+    if (f->done)
+        f->done(f->arg, status == 0 ? STORE_OK : STORE_ERROR);
+    free(f->items);
     free(f);
 }
 
-int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what,
-                store_fetch_cb cb, void *arg)
+int store_fetch_many(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                     unsigned what, store_fetch_many_cb cb, store_done_cb done, void *arg)
 {
-    if (mailbox_id <= 0 || uid == 0 || !cb || !(what & (STORE_FETCH_RAW | STORE_FETCH_PARSE)))
+    if (mailbox_id <= 0 || n == 0 || n > STORE_FETCH_MANY_MAX || !cb ||
+        !(what & (STORE_FETCH_RAW | STORE_FETCH_PARSE)))
         return STORE_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (uids[i] == 0)
+            return STORE_INVALID;
     if (!s->writer_started || s->closing)
         return STORE_BUSY;
     struct fetch_req *f = calloc(1, sizeof(*f));
-    if (!f)
+    struct fetch_item *items = calloc(n, sizeof(*items));
+    if (!f || !items) {
+        free(f);
+        free(items);
         return STORE_ERROR;
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i].uid = uids[i];
     *f = (struct fetch_req){
-        .s = s, .mailbox_id = mailbox_id, .uid = uid, .what = what, .cb = cb, .arg = arg,
+        .s = s, .mailbox_id = mailbox_id, .what = what, .items = items, .n = n,
+        .cb = cb, .done = done, .arg = arg,
     };
     f->work.data = f;
     pthread_mutex_lock(&s->q_lock);
@@ -381,8 +449,39 @@ int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what
         pthread_mutex_lock(&s->q_lock);
         s->fetching--;
         pthread_mutex_unlock(&s->q_lock);
+        free(items);
         free(f);
         return STORE_ERROR;
     }
     return STORE_OK;
+}
+
+/* store_fetch is a batch of one whose request carries the single callback. */
+struct fetch_one {
+    store_fetch_cb cb;
+    void *arg;
+};
+
+static void fetch_one(void *arg, uint32_t uid, int result, char *data, size_t len,
+                      struct mime_message *parse)
+{
+    (void)uid;
+    struct fetch_one *o = arg;
+    o->cb(o->arg, result, data, len, parse);
+    free(o);
+}
+
+int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what,
+                store_fetch_cb cb, void *arg)
+{
+    if (!cb)
+        return STORE_INVALID;
+    struct fetch_one *o = malloc(sizeof(*o));
+    if (!o)
+        return STORE_ERROR;
+    *o = (struct fetch_one){ cb, arg };
+    int r = store_fetch_many(s, mailbox_id, &uid, 1, what, fetch_one, NULL, o);
+    if (r != STORE_OK)
+        free(o);
+    return r;
 }

@@ -133,7 +133,7 @@ struct store_wctx {
 };
 
 struct store_sub {
-    struct store_sub *next;
+    struct store_sub *next, *prev;
     int64_t user_id;
     store_change_cb cb;
     void *arg;
@@ -175,6 +175,7 @@ struct store {
     bool closing;               /* store_deliver answers STORE_BUSY */
     struct store_sub *subs;
     bool dispatching;
+    bool dead_subs;    /* some subs were unsubscribed during a dispatch */
 };
 
 /* db.c */

@@ -313,6 +313,11 @@ int store_subscription_list(struct store *s, int64_t user_id, store_name_cb cb, 
  */
 int store_message_index(struct store *s, int64_t mailbox_id, uint64_t changed_since,
                         store_message_cb cb, void *arg);
+/* The same for the messages with uid_lo <= UID <= uid_hi (FETCH of a few). */
+int store_message_range(struct store *s, int64_t mailbox_id, uint32_t uid_lo, uint32_t uid_hi,
+                        store_message_cb cb, void *arg);
+/* A mailbox's HIGHESTMODSEQ alone: one row, for change reports. STORE_NOTFOUND. */
+int store_mailbox_modseq(struct store *s, int64_t mailbox_id, uint64_t *modseq);
 /*
  * UIDs expunged from a mailbox with a modseq above since (QRESYNC VANISHED,
  * RFC 7162 §3.2.5.1), ascending, in a malloc'd array the caller frees
@@ -390,6 +395,18 @@ int store_search_text(struct store *s, int64_t mailbox_id, enum store_text_field
 enum store_sent_op { STORE_SENT_BEFORE, STORE_SENT_ON, STORE_SENT_SINCE };
 int store_search_sent(struct store *s, int64_t mailbox_id, enum store_sent_op op, int64_t day,
                       uint32_t **uids, size_t *n);
+
+/*
+ * The same for up to STORE_FETCH_MANY_MAX messages in one pool job (FETCH
+ * 1:* ENVELOPE): cb runs once per UID, in the order given, each result as
+ * store_fetch's (the caller owns data and parse), then done (may be NULL)
+ * once with STORE_OK or STORE_ERROR.
+ */
+#define STORE_FETCH_MANY_MAX 1024
+typedef void (*store_fetch_many_cb)(void *arg, uint32_t uid, int result, char *data, size_t len,
+                                    struct mime_message *parse);
+int store_fetch_many(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                     unsigned what, store_fetch_many_cb cb, store_done_cb done, void *arg);
 
 /* Mailbox writes; done gets STORE_OK or the result named. */
 /* special_use: "" / NULL or one RFC 6154 attribute (\All \Archive \Drafts

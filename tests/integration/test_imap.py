@@ -720,3 +720,95 @@ def test_list_extended_and_status(imap_server):
     _, t = r.cmd("g", 'LIST "" * RETURN (BOGUS)')
     assert t.startswith("g BAD"), t
     r.close()
+
+
+# ----------------------------------------------------------------- more limits
+
+
+def test_plain_login_on_loopback_when_allowed(make_server):
+    srv = make_server(kinds=KINDS, extra={"auth": {"plaintext_on_loopback": "yes"}})
+    deliver(srv, USER, subject="plain")
+    with imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=10) as c:
+        assert b"LOGINDISABLED" not in c.capabilities and "LOGINDISABLED" not in c.capabilities
+        assert c.login(USER, USER_PW)[0] == "OK"
+        assert c.select("INBOX") == ("OK", [b"1"])
+
+
+def test_preauth_timeout(make_server):
+    srv = make_server(kinds=KINDS, extra={"limits": {"preauth_timeout": "1"}})
+    r = Raw(srv)
+    r.sock.settimeout(5)
+    t0 = time.monotonic()
+    assert r.line().startswith("* BYE")
+    assert time.monotonic() - t0 < 4
+    with pytest.raises((EOFError, OSError)):
+        r.line()
+
+
+def test_append_over_quota(make_server, petrel_env):
+    srv = make_server(kinds=KINDS)
+    petrel_env.ctl_ok("user", "quota", USER, "2K")
+    r = Raw(srv)
+    r.login()
+    body = b"Subject: big\r\n\r\n" + b"x" * 4000 + b"\r\n"
+    r.send(f"a APPEND INBOX {{{len(body)}+}}\r\n".encode() + body + b"\r\n")
+    _, t = r.until("a")
+    assert t.startswith("a NO [OVERQUOTA]"), t
+    lines, t = r.cmd("q", "GETQUOTAROOT INBOX")
+    assert '* QUOTAROOT "INBOX" ""' in lines and '* QUOTA "" (STORAGE 0 2)' in lines, lines
+    r.close()
+
+
+def test_pipelined_commands(imap_server):
+    for i in range(3):
+        deliver(imap_server, USER, subject=f"p{i}")
+    a, b = Raw(imap_server), Raw(imap_server)
+    a.login()
+    b.login()
+    a.cmd("s", "SELECT INBOX")
+    b.cmd("s", "SELECT INBOX")
+    b.cmd("d", "STORE 1 +FLAGS (\\Deleted)")
+    b.cmd("x", "EXPUNGE")
+    # One packet: numbers must mean what the client last knew until it is told.
+    a.send("1 FETCH 3 (UID)\r\n2 STORE 2 +FLAGS (\\Flagged)\r\n3 SEARCH FLAGGED\r\n4 NOOP\r\n")
+    lines, t = a.until("1")
+    assert lines == ["* 3 FETCH (UID 3)"] and t.startswith("1 OK"), lines
+    lines, t = a.until("2")
+    assert lines == ["* 2 FETCH (FLAGS (\\Flagged))"], lines
+    lines, t = a.until("3")
+    assert lines == ["* SEARCH 2"], lines
+    lines, t = a.until("4")
+    assert lines == ["* 1 EXPUNGE"], lines
+    lines, _ = a.cmd("5", "FETCH 1:* (UID FLAGS)")
+    assert lines == ["* 1 FETCH (UID 2 FLAGS (\\Flagged))", "* 2 FETCH (UID 3 FLAGS ())"], lines
+    a.close()
+    b.close()
+
+
+def test_scattered_expunges_keep_numbers_right(imap_server):
+    for i in range(10):
+        deliver(imap_server, USER, subject=f"e{i}")
+    a, b = Raw(imap_server), Raw(imap_server)
+    a.login()
+    b.login()
+    a.cmd("s", "SELECT INBOX")
+    b.cmd("s", "SELECT INBOX")
+    a.cmd("d", "STORE 2,5,6,10 +FLAGS.SILENT (\\Deleted)")
+    lines, _ = a.cmd("x", "EXPUNGE")
+    # Each EXPUNGE renumbers the rest (RFC 9051 §7.5.1).
+    assert lines == ["* 2 EXPUNGE", "* 4 EXPUNGE", "* 4 EXPUNGE", "* 7 EXPUNGE"], lines
+    for r in (a, b):
+        r.cmd("n", "NOOP")
+        lines, _ = r.cmd("f", "FETCH 1:* (UID)")
+        assert [int(re.search(r"UID (\d+)", ln).group(1)) for ln in lines] == [1, 3, 4, 7, 8, 9]
+        lines, _ = r.cmd("f2", "FETCH 4 (UID)")
+        assert lines == ["* 4 FETCH (UID 7)"]
+        lines, _ = r.cmd("u", "UID FETCH 5:8 (UID)")
+        assert lines == ["* 4 FETCH (UID 7)", "* 5 FETCH (UID 8)"], lines
+    deliver(imap_server, USER, subject="after")
+    lines, _ = a.cmd("n2", "NOOP")
+    assert lines == ["* 7 EXISTS"], lines
+    lines, _ = a.cmd("f3", "FETCH 7 (UID)")
+    assert lines == ["* 7 FETCH (UID 11)"]
+    a.close()
+    b.close()
