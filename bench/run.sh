@@ -25,13 +25,27 @@ runs()
         # like a SATA SSD): shows how many deliveries share one commit.
         echo "--fsync-delay-us 2000"
         ;;
+    imap)
+        echo ""
+        # The same mix without the full FETCH 1:* of every envelope, which
+        # dominates the first run: the per-command figures on their own.
+        echo "-k 0"
+        ;;
+    idle)
+        echo ""
+        # LOGIN instead of SCRAM: one yescrypt hash per connection on the pool.
+        echo "-n 200 --mech login"
+        ;;
     *) echo "" ;;
     esac
 }
 
-for b in "$here"/*; do
+# smtp first, then pop3 (its maildrop is filled over SMTP), then the rest.
+seen=" run.sh "
+for b in "$here"/smtp "$here"/pop3 "$here"/*; do
     name=$(basename "$b")
-    [ "$name" = run.sh ] && continue
+    case $seen in *" $name "*) continue ;; esac
+    seen="$seen$name "
     [ -f "$b" ] && [ -x "$b" ] || continue
     runs "$name" | while IFS= read -r args; do
         echo "== bench/$name${args:+ $args} (limit ${limit}s)"

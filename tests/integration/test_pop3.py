@@ -2,8 +2,8 @@
 fetchmail, curl, and raw sockets for exact wire bytes. Mail is delivered by
 SMTP on the same server; what POP3 deletes is checked in the store itself.
 
-The IMAP side of "DELE + QUIT is seen by IMAP" waits for the IMAP server:
-test_dele_quit_removes checks the store rows (what IMAP reads) meanwhile.
+"DELE + QUIT is seen by IMAP": test_dele_quit_removes checks the store rows,
+test_dele_quit_seen_by_imap an IMAP session idling on the same INBOX.
 """
 
 import base64
@@ -14,12 +14,10 @@ import os
 import poplib
 import re
 import shutil
-import signal
 import smtplib
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -382,6 +380,46 @@ def test_concurrent_sessions_keep_their_snapshots(pop):
     p.quit()
 
 
+def test_dele_quit_seen_by_imap(make_server):
+    server = make_server(kinds=KINDS + ("imaps",))
+    deliver(server, msg("one"), msg("two"), msg("three"))
+    imap = Raw(server.port("imaps"), tls_context=ctx(server))
+    assert imap.line().startswith("* OK")
+
+    def tagged(tag, text):
+        imap.send(f"{tag} {text}\r\n")
+        lines = []
+        while True:
+            ln = imap.line()
+            if ln.startswith(tag + " "):
+                return lines, ln
+            lines.append(ln)
+
+    _, t = tagged("a", f'LOGIN "{USER}" "{USER_PW}"')
+    assert t.startswith("a OK"), t
+    untagged, t = tagged("b", "SELECT INBOX")
+    assert "* 3 EXISTS" in untagged, untagged
+    imap.send("c IDLE\r\n")
+    assert imap.line().startswith("+ ")
+    p = pop3s(server)
+    assert b"Subject: one" in retr_bytes(p, 1)
+    p.dele(2)
+    p.quit()
+    # The expunge reaches the idling IMAP session, and a new one sees the
+    # rest, the message POP3 retrieved marked \Seen.
+    imap.sock.settimeout(5)
+    seen = []
+    while "* 2 EXPUNGE" not in seen:
+        seen.append(imap.line())
+    imap.send("DONE\r\n")
+    while not imap.line().startswith("c "):
+        pass
+    untagged, t = tagged("d", "FETCH 1:* (UID FLAGS)")
+    assert t.startswith("d OK"), t
+    assert untagged == ["* 1 FETCH (UID 1 FLAGS (\\Seen))", "* 2 FETCH (UID 3 FLAGS ())"], untagged
+    tagged("e", "LOGOUT")
+
+
 # ---------------------------------------------------------- real clients
 
 
@@ -545,6 +583,11 @@ def test_sigterm_during_session(pop):
     assert len(messages(pop.env, USER)) == 1
 
 
+def sanitized(server):
+    r = subprocess.run(["ldd", str(server.env.build / "petreld")], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
@@ -578,8 +621,10 @@ def test_25mb_retr_streams_without_stalling(make_server):
     grown = rss_kb(server.proc.pid) - before
     assert served_in < 5, served_in
     # One copy of the message (store_fetch) and a bounded output queue, not
-    # a second, stuffed copy queued for the slow reader.
-    assert grown < 1.5 * len(stored) / 1024, f"server grew by {grown} KB during a 25 MB RETR"
+    # a second, stuffed copy queued for the slow reader. (ASan's quarantine
+    # keeps freed memory resident: no figure to check under `make sanitize`.)
+    if not sanitized(server):
+        assert grown < 1.5 * len(stored) / 1024, f"server grew by {grown} KB during a 25 MB RETR"
     h = hashlib.sha256()
     data = r.buf
     line_end = data.index(b"\r\n") if b"\r\n" in data else -1
