@@ -89,45 +89,22 @@ void pop3_maildrop_open(struct pop3_session *s)
 /* ------------------------------------------------------------- UPDATE */
 
 /*
- * QUIT: the retrieved messages get \Seen, the DELE'd ones are expunged.
- * The store's expunge takes \Deleted messages only, so the marked UIDs are
- * flagged \Deleted and then expunged; both requests are queued together,
- * in that order, on the store's one writer (usually one group commit).
- * The reply waits until every commit is durable (DESIGN: OK only after the
- * commit). A connection that drops before QUIT sends nothing of this.
+ * QUIT: the retrieved messages get \Seen, the DELE'd ones are expunged, in
+ * one store request each (store_expunge_uids takes the marked UIDs whatever
+ * their flags). The reply waits until the commits are durable (DESIGN: OK
+ * only after the commit). A connection that drops before QUIT sends
+ * nothing of this. A marked message another session expunged meanwhile is
+ * simply gone (RFC 1939 §6 asks only that the marked ones be removed).
  */
 static void finish_update(struct pop3_session *s)
 {
     struct pop3_update *u = &s->upd;
-    bool ok = u->flag_result == STORE_OK && u->expunge_result == STORE_OK;
-    size_t missing = 0;
-    if (ok && u->n_expunged < u->n_del) {
-        /* Not every marked message was expunged: gone already (another
-         * session deleted it: fine) or un-flagged meanwhile by IMAP
-         * (then it is still there: §6 "some deleted messages not removed"). */
-        struct pop3_maildrop now = { 0 };
-        struct snap sn = { .d = &now };
-        if (store_message_index(s->store, s->drop.mailbox_id, 0, add_message, &sn) != STORE_OK
-            || sn.nomem) {
-            ok = false;
-        } else {
-            for (size_t i = 0, j = 0; i < u->n_del; i++) {
-                while (j < now.n && now.msgs[j].uid < u->del[i])
-                    j++;
-                if (j < now.n && now.msgs[j].uid == u->del[i])
-                    missing++;
-            }
-        }
-        pop3_maildrop_free(&now);
-    }
-    log_event(ok && !missing ? PLOG_INFO : PLOG_WARN, s->conn ? conn_id(s->conn) : 0,
-              "event=pop3-update user=%s deleted=%zu expunged=%zu seen=%zu not_removed=%zu result=%s",
-              s->login, u->n_del, u->n_expunged, u->n_seen, missing,
-              ok ? "ok" : "failed");
+    bool ok = u->expunge_result == STORE_OK;
+    log_event(ok ? PLOG_INFO : PLOG_WARN, s->conn ? conn_id(s->conn) : 0,
+              "event=pop3-update user=%s deleted=%zu expunged=%zu seen=%zu result=%s",
+              s->login, u->n_del, u->n_expunged, u->n_seen, ok ? "ok" : "failed");
     if (!ok)
         pop3_reply(s, "-ERR [SYS/TEMP] Deleted messages not removed, try again later");
-    else if (missing)
-        pop3_reply(s, "-ERR Some deleted messages not removed (%zu)", missing);
     else
         pop3_reply(s, "+OK %s POP3 server signing off (%zu messages deleted)", s->cfg->hostname,
                    u->n_expunged);
@@ -150,13 +127,6 @@ static void on_seen(void *arg, int result, const struct store_flags_result *r)
     if (result != STORE_OK)
         log_event(PLOG_WARN, 0, "event=pop3-seen-failed user=%s result=%s", s->login,
                   store_strerror(result));
-    update_step(s);
-}
-
-static void on_flagged(void *arg, int result, const struct store_flags_result *r)
-{
-    struct pop3_session *s = arg;
-    s->upd.flag_result = result;
     update_step(s);
 }
 
@@ -190,9 +160,9 @@ void pop3_update(struct pop3_session *s)
     pop3_step_begin(s);
     u->seen = collect(&s->drop, false, &u->n_seen);
     u->del = collect(&s->drop, true, &u->n_del);
-    u->flag_result = u->expunge_result = STORE_OK;
+    u->expunge_result = STORE_OK;
     if (!u->seen || !u->del) {
-        u->flag_result = STORE_ERROR;
+        u->expunge_result = STORE_ERROR;
         finish_update(s);
         return;
     }
@@ -207,18 +177,10 @@ void pop3_update(struct pop3_session *s)
     }
     if (u->n_del) {
         s->pending++;
-        int r = store_flags(s->store, box, u->del, u->n_del, STORE_FLAGS_ADD, "\\Deleted", 0,
-                            on_flagged, s);
+        int r = store_expunge_uids(s->store, box, u->del, u->n_del, on_expunged, s);
         if (r != STORE_OK) {
             s->pending--;
-            u->flag_result = r;
-        } else {
-            s->pending++;
-            r = store_expunge(s->store, box, u->del, u->n_del, on_expunged, s);
-            if (r != STORE_OK) {
-                s->pending--;
-                u->expunge_result = r;
-            }
+            u->expunge_result = r;
         }
     }
     if (s->pending == 0)

@@ -57,7 +57,6 @@ struct pop3_stream;
 struct pop3_update {
     uint32_t *seen, *del;
     size_t n_seen, n_del;
-    int flag_result;     /* \Deleted marking */
     int expunge_result;
     size_t n_expunged;
     bool submitted_expunge;

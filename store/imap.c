@@ -902,7 +902,7 @@ static int apply_expunge(struct store_wctx *w, struct store_item *it)
                 return g;
             bool del = has_deleted(row.flags);
             free(row.flags);
-            if (del && push_uid(&it->r_uids, &it->n_r, &it->cap_r, row.uid) != 0)
+            if ((del || it->force) && push_uid(&it->r_uids, &it->n_r, &it->cap_r, row.uid) != 0)
                 r = STORE_ERROR;
         }
     }
@@ -1176,8 +1176,8 @@ int store_flags(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_
     return submit(s, it);
 }
 
-int store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
-                  store_expunge_cb cb, void *arg)
+static int expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+                   bool force, store_expunge_cb cb, void *arg)
 {
     if (mailbox_id <= 0)
         return STORE_INVALID;
@@ -1185,6 +1185,7 @@ int store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, siz
     if (!it)
         return STORE_ERROR;
     it->all_deleted = uids == NULL;
+    it->force = force;
     int r = copy_uids(it, uids, uids ? n_uids : 0);
     if (r != STORE_OK) {
         store_item_free(&it);
@@ -1194,6 +1195,20 @@ int store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, siz
     it->expunge_cb = cb;
     it->arg = arg;
     return submit(s, it);
+}
+
+int store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+                  store_expunge_cb cb, void *arg)
+{
+    return expunge(s, mailbox_id, uids, n_uids, false, cb, arg);
+}
+
+int store_expunge_uids(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+                       store_expunge_cb cb, void *arg)
+{
+    if (!uids)
+        return STORE_INVALID;
+    return expunge(s, mailbox_id, uids, n_uids, true, cb, arg);
 }
 
 int store_copy(struct store *s, int64_t src_mailbox_id, const uint32_t *uids, size_t n_uids,

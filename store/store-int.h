@@ -101,6 +101,7 @@ struct store_item {
     uint32_t *uids;             /* ascending, distinct */
     size_t n_uids;
     bool all_deleted;           /* expunge without a UID list */
+    bool force;          /* OP_EXPUNGE: the UIDs named, \Deleted or not */
     bool move;
 
     /* writer results */

@@ -487,6 +487,11 @@ typedef void (*store_expunge_cb)(void *arg, int result, const uint32_t *uids, si
 int store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
                   store_expunge_cb cb, void *arg);
 
+/* The same for exactly the existing messages among uids, \Deleted or not
+ * (POP3 QUIT: the messages marked with DELE, in one transaction). */
+int store_expunge_uids(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+                       store_expunge_cb cb, void *arg);
+
 /*
  * COPY / MOVE (RFC 6851) between two mailboxes of the same user
  * (STORE_INVALID otherwise). The existing messages among uids are copied in

@@ -606,6 +606,21 @@ static void test_expunge(void **state)
     assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
     assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 1);
     assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 1);
+
+    /* POP3 QUIT: the named UIDs go whatever their flags; unknown ones are skipped. */
+    assert_int_equal(append(f, "INBOX", MSG2, "\\Seen").result, STORE_OK);
+    uint32_t marked[] = { 5, 6, 99 };
+    r = (struct res){ .f = f };
+    r.result = store_expunge_uids(f->s, in.id, marked, 3, on_expunge, &r);
+    assert_int_equal(r.result, STORE_OK);
+    f->pending++;
+    wait_all(f);
+    assert_int_equal(r.result, STORE_OK);
+    assert_int_equal(r.n1, 2);
+    assert_int_equal(r.u1[0], 5);
+    assert_int_equal(r.u1[1], 6);
+    assert_int_equal(mb_get(f, "INBOX").messages, 0);
+    assert_int_equal(store_expunge_uids(f->s, in.id, NULL, 0, on_expunge, &r), STORE_INVALID);
     fx_close(&f);
 }
 
