@@ -94,7 +94,7 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_request *r)
             return;
         }
     }
-    char enabled[64] = "";
+    char enabled[96] = "";
     for (const struct imap_arg *a = r->args; a; a = a->next) {
         bool qresync = imap_arg_is(a, "QRESYNC");
         if ((qresync || imap_arg_is(a, "CONDSTORE")) && !s->condstore) {
@@ -104,6 +104,13 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_request *r)
         if (qresync && !s->qresync) {
             s->qresync = true;
             strcat(enabled, " QRESYNC");
+        }
+        /* RFC 9051 §6.3.1: from now on IMAP4rev2 rules, UTF-8 mailbox names
+         * (§5.1) and strings, ESEARCH results, no \Recent. */
+        if (imap_arg_is(a, "IMAP4rev2") && !s->rev2) {
+            s->rev2 = s->utf8 = true;
+            imap_parser_set_flags(s->parser, IMAP_PARSE_STREAM_MESSAGES | IMAP_PARSE_UTF8);
+            strcat(enabled, " IMAP4rev2");
         }
     }
     imap_untagged(s, "ENABLED%s", enabled);

@@ -12,6 +12,7 @@
 static void deselect(struct imap_session *s)
 {
     imap_view_free(&s->view);
+    imap_saved_clear(s);
     s->state = IMAP_AUTH;
 }
 

@@ -307,8 +307,11 @@ static int render(struct imap_session *s, struct fetch_op *op, struct fetch_msg 
         if (r != 0)
             rc = r;
     }
-    if (b.len) /* b starts with the separating space */
-        imap_printf(s, "* %u FETCH (%.*s)\r\n", m->msn, (int)b.len - 1, b.data + 1);
+    if (b.len) { /* b starts with the separating space; literals may hold NULs */
+        imap_printf(s, "* %u FETCH (", m->msn);
+        imap_write(s, b.data + 1, b.len - 1);
+        imap_write(s, ")\r\n", 3);
+    }
     buf_free(&b);
     return rc;
 }

@@ -251,7 +251,11 @@ static char *full_pattern(struct imap_session *s, const char *ref, size_t rl, co
              rl && ref[rl - 1] != '/' && pl && pat[0] != '/' ? "/" : "", (int)pl, pat);
     size_t cap = IMAP_UTF7_DECODED_MAX(sizeof raw);
     char *out = imap_arena_alloc(imap_parser_arena(s->parser), cap);
-    if (!out || imap_utf7_decode(raw, strlen(raw), out, cap) < 0)
+    if (!out)
+        return NULL;
+    if (s->utf8) /* IMAP4rev2: patterns are UTF-8 like the names */
+        memcpy(out, raw, strlen(raw) + 1);
+    else if (imap_utf7_decode(raw, strlen(raw), out, cap) < 0)
         return NULL;
     if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == 0 || out[5] == '/'))
         memcpy(out, "INBOX", 5);

@@ -21,9 +21,16 @@ static void select_report(struct imap_session *s, const struct store_mailbox *mb
     const char *kw = keywords ? keywords : "";
     imap_untagged(s, "FLAGS (%s%s%s)", system_flags, *kw ? " " : "", kw);
     imap_untagged(s, "%zu EXISTS", v->count);
-    imap_untagged(s, "0 RECENT");
-    if (first_unseen)
-        imap_untagged(s, "OK [UNSEEN %u] First unseen", first_unseen);
+    if (s->rev2) {
+        /* RFC 9051 §6.3.2: the name as the server spells it, no RECENT/UNSEEN. */
+        imap_printf(s, "* LIST () \"/\" ");
+        imap_write_mailbox(s, mb->name);
+        imap_printf(s, "\r\n");
+    } else {
+        imap_untagged(s, "0 RECENT");
+        if (first_unseen)
+            imap_untagged(s, "OK [UNSEEN %u] First unseen", first_unseen);
+    }
     if (v->readonly)
         imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox");
     else
@@ -120,6 +127,7 @@ void imap_cmd_select(struct imap_session *s, const struct imap_request *r)
         s->state = IMAP_AUTH;
         imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
     }
+    imap_saved_clear(s); /* "$" belongs to the mailbox it was made in */
     if (list && !parse_select_params(s, list, &params))
         return;
     struct store_mailbox mb;
@@ -329,7 +337,7 @@ bool imap_status_items(struct imap_session *s, const struct imap_arg *list, unsi
         size_t i = 0;
         while (i < ST_COUNT && !imap_arg_is(a, status_names[i]))
             i++;
-        if (i == ST_COUNT) {
+        if (i == ST_COUNT || (i == ST_RECENT && s->rev2)) { /* RFC 9051 has no RECENT */
             imap_bad(s, "Unknown STATUS item");
             return false;
         }

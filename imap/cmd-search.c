@@ -208,8 +208,12 @@ static bool eval(const struct search_op *op, const struct imap_search *k, uint32
         return eval(op, k->child, msn, m) || eval(op, k->child->next, msn, m);
     case IMAP_SK_NOT: return !eval(op, k->child, msn, m);
     case IMAP_SK_ALL: return true;
-    case IMAP_SK_SEQSET: return in_set(&k->set, msn, (uint32_t)op->n_meta);
-    case IMAP_SK_UID: return in_set(&k->set, m->uid, op->max_uid);
+    case IMAP_SK_SEQSET:
+    case IMAP_SK_UID:
+        if (k->set.saved)
+            return imap_saved_has(op->s, m->uid);
+        return k->key == IMAP_SK_UID ? in_set(&k->set, m->uid, op->max_uid)
+                                     : in_set(&k->set, msn, (uint32_t)op->n_meta);
     case IMAP_SK_ANSWERED: return has_flag(f, "\\Answered");
     case IMAP_SK_DELETED: return has_flag(f, "\\Deleted");
     case IMAP_SK_DRAFT: return has_flag(f, "\\Draft");
@@ -256,7 +260,7 @@ static void answer(struct imap_session *s, struct search_op *op, const uint32_t 
                    uint64_t modseq)
 {
     struct buf b = { 0 };
-    if (!op->cmd.esearch) {
+    if (!op->cmd.esearch && !s->rev2) { /* IMAP4rev2 answers ESEARCH only */
         buf_printf(&b, SIZE_MAX, "* SEARCH");
         for (size_t i = 0; i < n; i++)
             buf_printf(&b, SIZE_MAX, " %u", hits[i]);
@@ -284,6 +288,29 @@ static void answer(struct imap_session *s, struct search_op *op, const uint32_t 
     buf_free(&b);
 }
 
+/*
+ * RETURN (SAVE) keeps the result for "$" as UIDs; with MIN or MAX only
+ * those are kept (RFC 5182 §2.4).
+ */
+static void save_result(struct imap_session *s, const struct search_op *op,
+                        const uint32_t *hits, size_t n)
+{
+    imap_saved_clear(s);
+    uint32_t *saved = malloc((n ? n : 1) * sizeof *saved);
+    if (!saved)
+        return;
+    unsigned ends = op->cmd.ret & (IMAP_SR_MIN | IMAP_SR_MAX);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool keep = !ends || ((ends & IMAP_SR_MIN) && i == 0) ||
+                    ((ends & IMAP_SR_MAX) && i == n - 1);
+        if (keep)
+            saved[k++] = s->req.uid ? hits[i] : imap_view_uid(s->view, hits[i]);
+    }
+    s->saved = saved;
+    s->n_saved = k;
+}
+
 static void work_done(uv_work_t *w, int status)
 {
     struct search_op *op = w->data;
@@ -292,6 +319,8 @@ static void work_done(uv_work_t *w, int status)
         return; /* op went with the session */
     for (size_t i = 0; i < op->n_leaves; i++) {
         if (status != 0 || op->leaves[i].result != STORE_OK) {
+            if (op->cmd.ret & IMAP_SR_SAVE)
+                imap_saved_clear(s); /* RFC 5182 §2.1: a failed SAVE empties "$" */
             imap_done_store_error(s, status ? STORE_ERROR : op->leaves[i].result, "SEARCH");
             conn_flush(s->conn);
             return;
@@ -313,7 +342,11 @@ static void work_done(uv_work_t *w, int status)
                 modseq = op->meta[i].modseq;
         }
     }
-    answer(s, op, hits, n, modseq);
+    if (op->cmd.ret & IMAP_SR_SAVE)
+        save_result(s, op, hits, n);
+    /* RFC 5182 §2.4: SAVE alone asks for no ESEARCH response. */
+    if (op->cmd.ret != IMAP_SR_SAVE)
+        answer(s, op, hits, n, modseq);
     free(hits);
     imap_done(s, "OK", "SEARCH completed");
     conn_flush(s->conn);
@@ -354,10 +387,6 @@ void imap_cmd_search(struct imap_session *s, const struct imap_request *r)
     }
     if (uses_modseq(op->cmd.root))
         imap_condstore_on(s);
-    if (op->cmd.ret & IMAP_SR_SAVE) {
-        imap_bad(s, "RETURN (SAVE) needs SEARCHRES, which is not supported");
-        return;
-    }
     struct imap_view *v = s->view;
     op->s = s;
     op->store = s->store;

@@ -107,7 +107,8 @@ struct imap_session {
 
     bool condstore;            /* ENABLE CONDSTORE or a CONDSTORE command */
     bool qresync;
-    bool utf8;                 /* ENABLE UTF8=ACCEPT */
+    bool rev2;                 /* ENABLE IMAP4rev2 (RFC 9051) */
+    bool utf8;                 /* UTF-8 mailbox names and strings (IMAP4rev2) */
     bool compressed;           /* COMPRESS DEFLATE is on */
 
     struct imap_view *view;    /* NULL unless SELECTED */
@@ -115,6 +116,9 @@ struct imap_session {
     bool report_queued;
     struct imap_quiet *quiet;
     size_t n_quiet;
+
+    uint32_t *saved;           /* SEARCHRES "$": UIDs, ascending (RFC 5182) */
+    size_t n_saved;
 };
 
 /* session.c */
@@ -178,6 +182,9 @@ int imap_view_select_set(struct imap_session *s, const struct imap_arg *a, bool 
 /* The modseq everything up to which this session has been told (RFC 7162
  * HIGHESTMODSEQ as this session may report it). */
 uint64_t imap_view_modseq(const struct imap_view *v);
+/* "$" (RFC 5182): is uid in the saved result? Forget it (SELECT, failures). */
+bool imap_saved_has(const struct imap_session *s, uint32_t uid);
+void imap_saved_clear(struct imap_session *s);
 /* "* VANISHED [(EARLIER) ]set" for ascending UIDs; nothing when n is 0. */
 void imap_write_vanished(struct imap_session *s, bool earlier, const uint32_t *uids, size_t n);
 /* "1:3,7" from ascending numbers. */

@@ -211,6 +211,7 @@ static void session_free(struct imap_session *s)
     if (s->sub)
         store_unsubscribe(s->store, &s->sub);
     imap_view_free(&s->view);
+    imap_saved_clear(s);
     auth_session_free(&s->auth);
     imap_parser_free(&s->parser);
     buf_free(&s->literal);

@@ -275,6 +275,43 @@ void imap_view_report(struct imap_session *s, bool allow_expunge)
     v->dirty = expunges_left;
 }
 
+bool imap_saved_has(const struct imap_session *s, uint32_t uid)
+{
+    size_t lo = 0, hi = s->n_saved;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->saved[mid] < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_saved && s->saved[lo] == uid;
+}
+
+void imap_saved_clear(struct imap_session *s)
+{
+    free(s->saved);
+    s->saved = NULL;
+    s->n_saved = 0;
+}
+
+/* "$": the saved UIDs still in the view (RFC 5182 §2.1: expunged ones go). */
+static int saved_set(struct imap_session *s, uint32_t **uids, size_t *n)
+{
+    uint32_t *out = malloc((s->n_saved ? s->n_saved : 1) * sizeof *out);
+    if (!out) {
+        imap_done(s, "NO", "[SERVERBUG] Out of memory");
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_saved; i++)
+        if (imap_view_msn(s->view, s->saved[i]))
+            out[k++] = s->saved[i];
+    *uids = out;
+    *n = k;
+    return 0;
+}
+
 /*
  * RFC 9051 §9 seq-number: "*" is the largest number in use; a sequence
  * number above the number of messages is invalid (BAD), a UID that does not
@@ -289,10 +326,12 @@ int imap_view_select_set(struct imap_session *s, const struct imap_arg *a, bool 
     *uids = NULL;
     *n = 0;
     if (!a || a->type != IMAP_ARG_ATOM ||
-        imap_seqset_parse(arena, a->str, a->len, 0, &set) != 0) {
+        imap_seqset_parse(arena, a->str, a->len, IMAP_SEQSET_ALLOW_SAVED, &set) != 0) {
         imap_bad(s, "Invalid sequence set");
         return -1;
     }
+    if (set.saved)
+        return saved_set(s, uids, n);
     uint32_t max = uid ? imap_view_max_uid(v) : (uint32_t)v->count;
     if (set.star) {
         if (max == 0 && !uid) {

@@ -142,7 +142,7 @@ void imap_format_date(int64_t t, char out[32])
  */
 void imap_buf_capability(struct imap_session *s, struct buf *b)
 {
-    buf_printf(b, SIZE_MAX, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE");
+    buf_printf(b, SIZE_MAX, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE");
     if (s->state == IMAP_NOTAUTH) {
         if (!conn_is_tls(s->conn) && conn_kind(s->conn) == LISTEN_IMAP)
             buf_printf(b, SIZE_MAX, " STARTTLS");
@@ -165,7 +165,7 @@ void imap_buf_capability(struct imap_session *s, struct buf *b)
     }
     buf_printf(b, SIZE_MAX,
                " NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CHILDREN ESEARCH STATUS=SIZE"
-               " CONDSTORE QRESYNC COMPRESS=DEFLATE LIST-EXTENDED LIST-STATUS"
+               " CONDSTORE QRESYNC COMPRESS=DEFLATE LIST-EXTENDED LIST-STATUS SEARCHRES BINARY"
                " QUOTA QUOTA=RES-STORAGE APPENDLIMIT=%llu",
                (unsigned long long)s->cfg->max_message_size);
 }

@@ -812,3 +812,81 @@ def test_scattered_expunges_keep_numbers_right(imap_server):
     assert lines == ["* 7 FETCH (UID 11)"]
     a.close()
     b.close()
+
+
+# ----------------------------------------------------------------- SEARCHRES, BINARY, IMAP4rev2
+
+
+def test_searchres(imap_server):
+    for i in range(5):
+        deliver(imap_server, USER, subject="keep" if i % 2 else "drop")
+    r = Raw(imap_server)
+    r.login()
+    r.cmd("s", "SELECT INBOX")
+    lines, t = r.cmd("a", "SEARCH RETURN (SAVE) SUBJECT keep")
+    assert lines == [] and t.startswith("a OK"), lines  # SAVE alone: no ESEARCH
+    lines, _ = r.cmd("b", "FETCH $ (UID)")
+    assert [ln.split()[1] for ln in lines] == ["2", "4"], lines
+    lines, _ = r.cmd("c", "SEARCH UID $ SEEN")
+    assert lines == ["* SEARCH"], lines
+    r.cmd("d", "STORE $ +FLAGS (\\Deleted)")
+    lines, _ = r.cmd("e", "SEARCH DELETED")
+    assert lines == ["* SEARCH 2 4"], lines
+    lines, _ = r.cmd("f", "SEARCH RETURN (SAVE MIN) ALL")
+    lines, _ = r.cmd("g", "UID FETCH $ (UID)")
+    assert lines == ["* 1 FETCH (UID 1)"], lines
+    r.cmd("x", "SELECT INBOX")  # a new SELECT empties "$"
+    lines, _ = r.cmd("h", "FETCH $ (UID)")
+    assert lines == [], lines
+    r.close()
+
+
+def test_binary_fetch(imap_server):
+    mixed = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n",
+             "--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+             "--XX\r\nContent-Type: application/octet-stream\r\n"
+             "Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--XX--\r\n")
+    deliver(imap_server, USER, subject="bin", body=mixed[1], extra_headers=mixed[0])
+    r = Raw(imap_server)
+    r.login()
+    r.cmd("s", "SELECT INBOX")
+    r.send("b FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])\r\n")
+    head = r.line()
+    assert "BINARY.SIZE[2] 4" in head and head.endswith("BINARY[2] ~{4}"), head
+    while len(r.buf) < 4:
+        r.buf += r.sock.recv(100)
+    assert r.buf[:4] == b"\x00\x01\x02\x03"
+    r.buf = r.buf[4:]
+    assert r.line() == ")"
+    assert r.until("b")[1].startswith("b OK")
+    # APPEND with a literal8 (RFC 3516 §4.4) keeps the bytes as sent.
+    msg = b"Subject: raw\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01zz\r\n"
+    r.send(f"c APPEND INBOX ~{{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
+    assert r.until("c")[1].startswith("c OK [APPENDUID"), "append"
+    r.close()
+    assert messages(imap_server.env, USER)[-1][1] == msg
+
+
+def test_imap4rev2(imap_server):
+    deliver(imap_server, USER, subject="rev2")
+    r = Raw(imap_server)
+    assert "IMAP4rev2" in r.greeting
+    r.login()
+    lines, _ = r.cmd("e", "ENABLE IMAP4rev2")
+    assert lines == ["* ENABLED IMAP4rev2"]
+    lines, t = r.cmd("s", "SELECT INBOX")
+    assert '* LIST () "/" "INBOX"' in lines and not any("RECENT" in ln for ln in lines), lines
+    lines, _ = r.cmd("f", "SEARCH ALL")
+    assert lines == ['* ESEARCH (TAG "f") ALL 1'], lines
+    _, t = r.cmd("c", 'CREATE "Grüße"')
+    assert t.startswith("c OK"), t
+    lines, _ = r.cmd("l", 'LIST "" "Gr*"')
+    assert lines == ['* LIST (\\HasNoChildren) "/" "Grüße"'], lines
+    _, t = r.cmd("st", "STATUS INBOX (RECENT)")
+    assert t.startswith("st BAD"), t
+    r.close()
+    # A rev1 client sees the same mailbox in modified UTF-7.
+    c = login(imap_server)
+    typ, data = c.list('""', "Gr*")
+    assert data == [b'(\\HasNoChildren) "/" "Gr&APwA3w-e"'], data
+    c.logout()
