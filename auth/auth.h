@@ -65,6 +65,8 @@ void auth_session_free(struct auth_session **s);
 
 /* Space-separated mechanisms allowed on this connection now, e.g. "PLAIN LOGIN SCRAM-SHA-256". */
 const char *auth_mechanisms(struct auth_session *s);
+/* Whether mech[0, len) (any case) is among them. */
+bool auth_mechanism_allowed(struct auth_session *s, const char *mech, size_t len);
 
 /*
  * challenge_b64: the base64 text to send with AUTH_CONTINUE (may be "" for

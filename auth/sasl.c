@@ -832,3 +832,16 @@ void auth_login(struct auth_session *s, const char *user, const char *password, 
     auth_start(s, "PLAIN", b64, cb, arg);
     OPENSSL_cleanse(b64, sizeof b64);
 }
+
+bool auth_mechanism_allowed(struct auth_session *s, const char *mech, size_t len)
+{
+    for (const char *p = auth_mechanisms(s); *p;) {
+        size_t n = strcspn(p, " ");
+        if (n == len && strncasecmp(p, mech, len) == 0)
+            return true;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}

@@ -525,29 +525,33 @@ void conn_write(struct conn *c, const void *data, size_t len)
         flush_out(c);
 }
 
-void conn_printf(struct conn *c, const char *fmt, ...)
+void conn_vprintf(struct conn *c, const char *fmt, va_list ap)
 {
     if (c->closing || c->dead)
         return;
     char small[512];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof small) {
+        conn_write(c, small, (size_t)n);
+    } else if (n >= 0) {
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            vsnprintf(big, (size_t)n + 1, fmt, again);
+            conn_write(c, big, (size_t)n);
+            free(big);
+        }
+    }
+    va_end(again);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    conn_vprintf(c, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof small) {
-        conn_write(c, small, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    conn_write(c, big, (size_t)n);
-    free(big);
 }
 
 void conn_flush(struct conn *c)

@@ -127,6 +127,12 @@ int config_load_string(const char *text, const char *name, struct config *cfg, c
 /* Parses "50M", "1G", "1024" (K, M, G are powers of 1024). Returns 0 or -1. */
 int parse_size(const char *s, uint64_t *out);
 
+/* ----------------------------------------------------------------- text */
+
+/* Length of one well-formed UTF-8 sequence of 2-4 bytes at s (no overlong
+ * forms, no surrogates), or 0. Any thread. */
+size_t utf8_seq_len(const unsigned char *s, size_t left);
+
 /* -------------------------------------------------------------- buffers */
 
 /* A growable byte buffer with a hard cap. Owner calls buf_free(). */
@@ -210,6 +216,13 @@ int listener_start(struct server *srv, enum listener_kind kind,
                    const struct listen_addr *addr, enum tls_mode tls,
                    const struct conn_handler *handler, void *ctx,
                    char *err, size_t errlen);
+/* Every listener of kinds[0..n) that the config enables, one handler. */
+struct listener_spec {
+    enum listener_kind kind;
+    enum tls_mode tls;
+};
+int listeners_start(struct server *srv, const struct listener_spec *specs, size_t n,
+                    const struct conn_handler *handler, void *ctx, char *err, size_t errlen);
 /* The port actually bound (useful when the config said port 0). */
 int listener_port(const struct listener *l);
 /* The listener most recently started for kind, or NULL (e.g. to ask its port). */
@@ -260,6 +273,7 @@ size_t conn_pending(const struct conn *c);
 /* Queue output; it is flushed when the current callback returns. */
 void conn_write(struct conn *c, const void *data, size_t len);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conn_vprintf(struct conn *c, const char *fmt, va_list ap);
 /* Flush now (e.g. from an async completion outside any callback). */
 void conn_flush(struct conn *c);
 /*

@@ -460,3 +460,15 @@ void server_free(struct server **srvp)
         srv->stop_done = NULL;
     }
 }
+
+int listeners_start(struct server *srv, const struct listener_spec *specs, size_t n,
+                    const struct conn_handler *handler, void *ctx, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct listen_addr *addr = &srv->cfg.listen[specs[i].kind];
+        if (addr->enabled &&
+            listener_start(srv, specs[i].kind, addr, specs[i].tls, handler, ctx, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -102,38 +102,6 @@ static bool is_token_char(int ch)
     return is_astring_char(ch) || ch == '%' || ch == '*';
 }
 
-/* Length of one well-formed UTF-8 sequence of 2-4 bytes at s, or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-    size_t n;
-    unsigned cp;
-    if (left == 0)
-        return 0;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
 /* ------------------------------------------------------------ limits */
 
 void imap_limits_default(struct imap_limits *l)
@@ -415,7 +383,7 @@ static struct imap_arg *read_quoted(struct imap_parser *p, struct cur *c, const 
                 *msg = "8-bit character in quoted string without UTF8=ACCEPT";
                 return NULL;
             }
-            n = utf8_seq((const unsigned char *)c->p, (size_t)(c->end - c->p));
+            n = utf8_seq_len((const unsigned char *)c->p, (size_t)(c->end - c->p));
             if (!n) {
                 *msg = "Invalid UTF-8 in quoted string";
                 return NULL;

@@ -594,26 +594,15 @@ static const struct conn_handler imap_handler = {
 
 int imap_start(struct server *srv, struct store *store, char *err, size_t errlen)
 {
-    static const struct {
-        enum listener_kind kind;
-        enum tls_mode tls;
-    } listeners[] = {
-        { LISTEN_IMAP, TLS_NONE },
-        { LISTEN_IMAPS, TLS_IMPLICIT },
+    static const struct listener_spec listeners[] = {
+        { LISTEN_IMAP, TLS_NONE },      /* STARTTLS */
+        { LISTEN_IMAPS, TLS_IMPLICIT }, /* RFC 8314 */
     };
-    const struct config *cfg = server_config(srv);
     imap_store = store;
     if (uv_idle_init(server_loop(srv), &report_idle) != 0) {
         snprintf(err, errlen, "imap: cannot create the report handle");
         return -1;
     }
-    for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
-        const struct listen_addr *addr = &cfg->listen[listeners[i].kind];
-        if (!addr->enabled)
-            continue;
-        if (listener_start(srv, listeners[i].kind, addr, listeners[i].tls, &imap_handler, NULL,
-                           err, errlen) != 0)
-            return -1;
-    }
-    return 0;
+    return listeners_start(srv, listeners, sizeof listeners / sizeof listeners[0], &imap_handler,
+                           NULL, err, errlen);
 }

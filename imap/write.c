@@ -16,25 +16,10 @@ void imap_write(struct imap_session *s, const void *data, size_t len)
 
 void imap_printf(struct imap_session *s, const char *fmt, ...)
 {
-    char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    conn_vprintf(s->conn, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof line) {
-        conn_write(s->conn, line, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    conn_write(s->conn, big, (size_t)n);
-    free(big);
 }
 
 /* RFC 9051 §4.3: a quoted string holds no CR, LF or NUL; 8-bit only as UTF-8

@@ -11,20 +11,6 @@
 
 #include "pop3/pop3-int.h"
 
-static bool mech_listed(const char *list, const char *mech, size_t len)
-{
-    const char *p = list;
-    while (*p) {
-        size_t n = strcspn(p, " ");
-        if (n == len && strncasecmp(p, mech, len) == 0)
-            return true;
-        p += n;
-        while (*p == ' ')
-            p++;
-    }
-    return false;
-}
-
 static bool ensure_auth(struct pop3_session *s)
 {
     if (!s->auth)
@@ -155,7 +141,7 @@ void pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
     }
     memcpy(mech, m->p, m->len);
     mech[m->len] = '\0';
-    if (!mech_listed(mechs, mech, m->len)) {
+    if (!auth_mechanism_allowed(s->auth, mech, m->len)) {
         if (!conn_is_tls(s->conn) && (strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0))
             pop3_error(s, "-ERR Encryption required for this mechanism; use STLS first");
         else

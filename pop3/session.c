@@ -342,22 +342,11 @@ static const struct conn_handler pop3_handler = {
 
 int pop3_start(struct server *srv, struct store *store, char *err, size_t errlen)
 {
-    static const struct {
-        enum listener_kind kind;
-        enum tls_mode tls;
-    } listeners[] = {
+    static const struct listener_spec listeners[] = {
         { LISTEN_POP3, TLS_NONE },      /* STLS, RFC 2595 */
         { LISTEN_POP3S, TLS_IMPLICIT }, /* RFC 8314 */
     };
-    const struct config *cfg = server_config(srv);
     pop3_store = store;
-    for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
-        const struct listen_addr *addr = &cfg->listen[listeners[i].kind];
-        if (!addr->enabled)
-            continue;
-        if (listener_start(srv, listeners[i].kind, addr, listeners[i].tls, &pop3_handler,
-                           NULL, err, errlen) != 0)
-            return -1;
-    }
-    return 0;
+    return listeners_start(srv, listeners, sizeof listeners / sizeof listeners[0], &pop3_handler,
+                           NULL, err, errlen);
 }

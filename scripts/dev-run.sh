@@ -60,9 +60,8 @@ Petrel development server ($conf)
     Outgoing (SMTP): server 127.0.0.1, port 2587, STARTTLS, Normal password,
                      username demo@example.test
                      (or port 2465 with SSL/TLS)
-    Incoming: IMAP 127.0.0.1 port 2993 SSL/TLS or 2143 STARTTLS;
-              POP3 127.0.0.1 port 2995 SSL/TLS or 2110 STARTTLS
-              (IMAP and POP3 arrive with later releases)
+    Incoming: IMAP 127.0.0.1 port 2993 SSL/TLS or 2143 STARTTLS
+              (or POP3 127.0.0.1 port 2995 SSL/TLS or 2110 STARTTLS)
     The certificate is self-signed for $host: accept the security exception once.
 
   Try it:  swaks --server 127.0.0.1:2525 --to demo@example.test

@@ -8,20 +8,6 @@
 
 #include "smtp/smtp-int.h"
 
-static bool mech_listed(const char *list, const char *mech, size_t len)
-{
-    const char *p = list;
-    while (*p) {
-        size_t n = strcspn(p, " ");
-        if (n == len && strncasecmp(p, mech, len) == 0)
-            return true;
-        p += n;
-        while (*p == ' ')
-            p++;
-    }
-    return false;
-}
-
 static void auth_done(void *arg, enum auth_status st, const char *challenge)
 {
     struct smtp_session *s = arg;
@@ -99,7 +85,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
         smtp_reply(s, "454 4.7.0 Temporary authentication failure");
         return;
     }
-    if (!mech_listed(auth_mechanisms(s->auth), mech, mech_len)) {
+    if (!auth_mechanism_allowed(s->auth, mech, mech_len)) {
         /* RFC 4954 §6: 538 when the mechanism would need encryption. */
         if (!conn_is_tls(s->conn) &&
             (strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0))

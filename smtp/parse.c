@@ -70,33 +70,8 @@ static bool eat(struct cursor *c, char ch)
 /* Consumes one well-formed UTF-8 sequence of 2-4 bytes (no overlongs, no surrogates). */
 static bool eat_utf8(struct cursor *c)
 {
-    const unsigned char *s = (const unsigned char *)c->p;
-    size_t left = (size_t)(c->end - c->p);
-    unsigned n;
-    unsigned cp;
-    if (left == 0)
-        return false;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return false;
-    }
-    if (left < n)
-        return false;
-    for (unsigned i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return false;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    size_t n = utf8_seq_len((const unsigned char *)c->p, (size_t)(c->end - c->p));
+    if (n == 0)
         return false;
     c->p += n;
     c->saw_utf8 = true;

@@ -280,23 +280,12 @@ static const struct conn_handler smtp_handler = {
 
 int smtp_start(struct server *srv, struct store *store, char *err, size_t errlen)
 {
-    static const struct {
-        enum listener_kind kind;
-        enum tls_mode tls;
-    } listeners[] = {
+    static const struct listener_spec listeners[] = {
         { LISTEN_SMTP, TLS_NONE },
         { LISTEN_SUBMISSION, TLS_NONE },
         { LISTEN_SUBMISSIONS, TLS_IMPLICIT },
     };
-    const struct config *cfg = server_config(srv);
     smtp_store = store;
-    for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
-        const struct listen_addr *addr = &cfg->listen[listeners[i].kind];
-        if (!addr->enabled)
-            continue;
-        if (listener_start(srv, listeners[i].kind, addr, listeners[i].tls, &smtp_handler,
-                           NULL, err, errlen) != 0)
-            return -1;
-    }
-    return 0;
+    return listeners_start(srv, listeners, sizeof listeners / sizeof listeners[0], &smtp_handler,
+                           NULL, err, errlen);
 }
