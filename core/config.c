@@ -58,6 +58,10 @@ void config_defaults(struct config *cfg)
     cfg->default_quota = 0;
     cfg->log_level = PLOG_INFO;
     cfg->threads = 4;
+
+    cfg->dns_server[0] = '\0'; /* /etc/resolv.conf */
+    cfg->dns_timeout_ms = 5000;
+    cfg->dns_tries = 2;
 }
 
 int parse_size(const char *s, uint64_t *out)
@@ -100,6 +104,7 @@ enum key_type {
     K_SIZE,     /* size with K/M/G suffix, uint64_t */
     K_BOOL,
     K_LOGLEVEL,
+    K_DNSSERVER, /* [dns] server: numeric address, optional port (dns_server_parse) */
 };
 
 struct key_def {
@@ -150,6 +155,10 @@ static const struct key_def keys[] = {
     { "store", "default_quota", K_SIZE, OFF(default_quota), 0, 0, 0 },
     { "log", "level", K_LOGLEVEL, OFF(log_level), 0, 0, 0 },
     UINT("worker", "threads", threads, 1, 1024),
+    { "dns", "server", K_DNSSERVER, OFF(dns_server), sizeof(((struct config *)0)->dns_server),
+      0, 0 },
+    UINT("dns", "timeout", dns_timeout_ms, 10, 60000),
+    UINT("dns", "tries", dns_tries, 1, 10),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -416,6 +425,22 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
             return 0;
         }
         break;
+    case K_DNSSERVER: {
+        char host[64];
+        int port;
+        if (!*value) {
+            set_err(st, line, section, name, "empty value");
+            return 0;
+        }
+        if (strlen(value) >= k->size ||
+            dns_server_parse(value, host, sizeof host, &port, &why) != 0) {
+            set_err(st, line, section, name, "bad server \"%s\": %s", value,
+                    why ? why : "too long");
+            return 0;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        break;
+    }
     }
     return 1;
 }

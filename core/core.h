@@ -104,6 +104,11 @@ struct config {
 
     /* [worker] */
     unsigned threads;                /* libuv thread pool size */
+
+    /* [dns] */
+    char dns_server[64];             /* "IP", "IP:PORT", "[IPv6]:PORT"; "" = /etc/resolv.conf */
+    unsigned dns_timeout_ms;         /* per try */
+    unsigned dns_tries;
 };
 
 /* Fills cfg with the built-in defaults (see docs/configuration.md). */
@@ -310,5 +315,131 @@ void conn_set_timeout(struct conn *c, uint64_t ms);
 
 /* Flush pending output, then close. handler->close runs afterwards. */
 void conn_close(struct conn *c);
+
+
+/* ------------------------------------------------------------------ DNS */
+
+/*
+ * Asynchronous DNS on the loop: c-ares sockets watched with uv_poll_t, its
+ * timeouts on a uv_timer_t; no threads, nothing blocks (docs/dns.md). One
+ * struct dns serves any number of concurrent queries.
+ */
+struct dns;
+struct dns_query;
+
+enum dns_type { DNS_A, DNS_AAAA, DNS_MX, DNS_TXT, DNS_PTR };
+
+enum dns_status {
+    DNS_OK,        /* at least one record (of the type asked, after CNAMEs) */
+    DNS_NXDOMAIN,  /* RCODE 3: the name does not exist */
+    DNS_NODATA,    /* the name exists, no record of that type (RFC 2308 §2.2) */
+    DNS_TEMPFAIL,  /* SERVFAIL, REFUSED, server unreachable, malformed answer,
+                      out of memory: try again later */
+    DNS_TIMEOUT,   /* no answer within timeout_ms x tries */
+    DNS_BADNAME,   /* not a name we ask about (syntax, length; PTR: not an IP) */
+    DNS_CANCELLED, /* dns_free() ran while the query was pending */
+};
+
+/* Bounds of one result. Records past DNS_MAX_RECORDS, TXT records longer
+ * than DNS_MAX_TXT bytes (after concatenation) and records with malformed
+ * data are left out, and the result says partial. */
+#define DNS_MAX_RECORDS 64
+#define DNS_MAX_TXT 4096
+#define DNS_NAME_MAX 253 /* presentation form, without the trailing dot */
+
+struct dns_mx {
+    uint16_t preference;
+    const char *host;  /* no trailing dot; "" is the root: RFC 7505 null MX "0 ." */
+};
+
+/*
+ * A query's outcome. Everything it points to is valid only during the
+ * callback (copy what you keep). Names come without the trailing dot, in
+ * the case the server sent; the arrays not of the type asked are empty.
+ */
+struct dns_result {
+    enum dns_status status;
+    uint32_t ttl;                 /* least TTL of the records used, CNAMEs
+                                     included; 0 unless DNS_OK */
+    bool partial;                 /* some records were left out (see above) */
+    const char *const *addrs;     /* A / AAAA as text: "192.0.2.1", "2001:db8::1" */
+    size_t n_addrs;
+    const struct dns_mx *mx;      /* sorted by preference; equal preferences
+                                     keep the server's order (RFC 5321 §5.1
+                                     randomising is the caller's) */
+    size_t n_mx;
+    const char *const *txt;       /* per record, its strings concatenated
+                                     (RFC 7208 §3.3), NUL-terminated */
+    const size_t *txt_len;        /* bytes of each (a TXT may hold a NUL byte) */
+    size_t n_txt;
+    const char *const *ptr;       /* PTR host names */
+    size_t n_ptr;
+};
+
+typedef void (*dns_cb)(void *arg, const struct dns_result *r);
+
+/*
+ * A resolver on loop. server: "IP", "IP:PORT" or "[IPv6]:PORT" (port 53 by
+ * default), or NULL / "" for the name servers of /etc/resolv.conf (read
+ * once, here). timeout_ms: wait for one try; tries: attempts per server.
+ * Every query ends after at most timeout_ms x tries with DNS_TIMEOUT. On
+ * error returns -1 with one line in err.
+ */
+int dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms, unsigned tries,
+            struct dns **out, char *err, size_t errlen);
+
+/*
+ * Every pending query's callback runs with DNS_CANCELLED before dns_free()
+ * returns (from inside it; they must not start queries). May be called from
+ * a callback. The memory goes once the loop has run the handles' close
+ * callbacks: run the loop before uv_loop_close(). Sets *d to NULL.
+ */
+void dns_free(struct dns **d);
+
+/*
+ * Asks for name's records of type; cb runs exactly once, later, from the
+ * loop (never from inside dns_query()), unless dns_cancel() comes first.
+ * name: a domain with or without the trailing dot; for DNS_PTR a numeric
+ * IPv4 or IPv6 address (the in-addr.arpa / ip6.arpa name is made here).
+ * No search domains are appended. The callback may start new queries and
+ * cancel others. Returns the query, valid until its callback returns, or
+ * NULL (and cb never runs) when out of memory or during dns_free().
+ */
+struct dns_query *dns_query(struct dns *d, const char *name, enum dns_type type, dns_cb cb,
+                            void *arg);
+
+/*
+ * Forgets a pending query: its callback never runs (so the caller can free
+ * what arg points to right away). Sets *q to NULL. A no-op on NULL and from
+ * inside the query's own callback.
+ */
+void dns_cancel(struct dns_query **q);
+
+/* RFC 7505 §3: the answer is the single MX "0 ." (the domain takes no mail). */
+bool dns_mx_is_null(const struct dns_result *r);
+
+/* "ok", "nxdomain", "nodata", "tempfail", "timeout", "badname", "cancelled". */
+const char *dns_status_name(enum dns_status status);
+/* "A", "AAAA", "MX", "TXT", "PTR". */
+const char *dns_type_name(enum dns_type type);
+
+/*
+ * Checks a server value as dns_new() and the [dns] server key take it and
+ * splits it: host gets the numeric address (without brackets), *port the
+ * port (53 when none). Returns 0, or -1 with *why set.
+ */
+int dns_server_parse(const char *s, char *host, size_t hostlen, int *port, const char **why);
+
+/*
+ * The pure step under dns_query(), for tests and fuzzing: a DNS response
+ * msg[0..len) to the question (qname, type) as a result. Follows the CNAME
+ * chain from qname (at most 8 links), keeps class IN records owned by its
+ * end, within the bounds above; never reads outside msg. qname is the
+ * question as sent (for PTR the reverse name). Returns NULL only when out
+ * of memory; free with dns_result_free().
+ */
+struct dns_result *dns_parse_response(const unsigned char *msg, size_t len, const char *qname,
+                                      enum dns_type type);
+void dns_result_free(struct dns_result **r);
 
 #endif
