@@ -23,7 +23,12 @@
 
 #define ENC_MAGIC "PMIM"
 #define ENC_MAGIC_LEN 4
-#define ENC_VERSION 1
+/* Version 2 (Dovecot's reading): tokens and parameter names as written,
+ * body_lines the LFs in the body, every From/To/... occurrence kept ("\n"
+ * between), the last Date/Subject/... Version 1 trees (lowercased, one
+ * line more for a body not ending in LF, first occurrences) still decode. */
+#define ENC_VERSION 2
+#define ENC_VERSION_MIN 1
 #define ENC_VARINT_MAX 10   /* bytes of a 64-bit LEB128 */
 
 enum wire { W_VARINT = 0, W_STRING = 1, W_PAIR = 2, W_GROUP = 3 };
@@ -514,7 +519,8 @@ static bool tree_within(const struct mime_part *p, size_t size)
 struct mime_message *mime_decode(const char *data, size_t len)
 {
     if (!data || len < ENC_MAGIC_LEN + 1 || memcmp(data, ENC_MAGIC, ENC_MAGIC_LEN) != 0
-        || (uint8_t)data[ENC_MAGIC_LEN] != ENC_VERSION)
+        || (uint8_t)data[ENC_MAGIC_LEN] < ENC_VERSION_MIN
+        || (uint8_t)data[ENC_MAGIC_LEN] > ENC_VERSION)
         return NULL;
     struct mime_message *msg = calloc(1, sizeof *msg);
     if (!msg)

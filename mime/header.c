@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <stdint.h>
+
 #include "mime/mime-int.h"
 
 static bool is_wsp(char c)
@@ -92,6 +94,43 @@ char *mime_unfold(const char *d, size_t start, size_t end)
     if (s)
         memmove(out, out + s, n - s);
     out[n - s] = '\0';
+    return out;
+}
+
+/* U+FFFD, what Dovecot puts for a NUL in a header value. */
+#define NUL_REPLACEMENT "\xef\xbf\xbd"
+
+char *mime_field_value(const char *d, size_t start, size_t end, bool keep_lf)
+{
+    if (end - start > (SIZE_MAX - 1) / 3)
+        return NULL;
+    char *out = malloc(3 * (end - start) + 1);
+    if (!out)
+        return NULL;
+    /* Dovecot's SKIP_INITIAL_LWSP: the blanks after the colon go, unless
+     * the first line is nothing but blanks; then only the first one. */
+    const char *lf = memchr(d + start, '\n', end - start);
+    size_t first_end = lf ? (size_t)(lf - d) : end;
+    if (lf && first_end > start && d[first_end - 1] == '\r')
+        first_end--;
+    size_t pos = start;
+    while (pos < first_end && is_wsp(d[pos]))
+        pos++;
+    if (pos == first_end && pos > start)
+        pos = start + 1;
+    size_t n = 0;
+    for (size_t i = pos; i < end; i++) {
+        char c = d[i];
+        if ((c == '\n' && !keep_lf) || (c == '\r' && i + 1 < end && d[i + 1] == '\n'))
+            continue;   /* Dovecot's DROP_CR (and the LF when not kept) */
+        if (c == '\0') {
+            memcpy(out + n, NUL_REPLACEMENT, 3);
+            n += 3;
+        } else {
+            out[n++] = c;
+        }
+    }
+    out[n] = '\0';
     return out;
 }
 

@@ -1,7 +1,9 @@
 /*
  * imap.c — IMAP ENVELOPE and BODY / BODYSTRUCTURE from a parse (RFC 3501
- * §7.4.2, RFC 9051 §7.5.2), byte for byte what Dovecot sends for the same
- * values (docs/mime.md lists where the cached tree makes us differ).
+ * §7.4.2, RFC 9051 §7.5.2), byte for byte what Dovecot 2.3 sends for the
+ * same message (lib-imap imap-bodystructure.c, imap-envelope.c,
+ * imap-quote.c; the tree is Dovecot's, see parse.c). docs/mime.md lists
+ * where we differ (sizes of bare-LF messages, limits).
  *
  * Strings follow Dovecot's three rules:
  *  - nstring: quoted, backslash-escaping '"' and '\' up to four times; a
@@ -786,7 +788,10 @@ static int parse_address(struct aparse *ap)
     return ret;
 }
 
-/* "((name adl mailbox host)...)" or NIL. Returns the number of addresses. */
+/* "((name adl mailbox host)...)" or NIL. Returns the number of addresses.
+ * value holds every occurrence of the field, "\n" between them: each is
+ * parsed on its own and the lists joined (Dovecot merges repeated address
+ * fields so). */
 static unsigned put_addresses(struct out *o, const char *value)
 {
     if (!value) {
@@ -794,9 +799,13 @@ static unsigned put_addresses(struct out *o, const char *value)
         return 0;
     }
     struct aparse ap = { .o = o };
-    ap.l.p = (const unsigned char *)value;
-    ap.l.end = ap.l.p + strlen(value);
-    if (skip_lwsp(&ap.l) > 0) {
+    for (const char *v = value; v; ) {
+        const char *nl = strchr(v, '\n');
+        ap.l.p = (const unsigned char *)v;
+        ap.l.end = nl ? (const unsigned char *)nl : ap.l.p + strlen(v);
+        v = nl ? nl + 1 : NULL;
+        if (skip_lwsp(&ap.l) <= 0)
+            continue;
         for (;;) {
             if (parse_address(&ap) == 0)
                 break;
@@ -810,6 +819,7 @@ static unsigned put_addresses(struct out *o, const char *value)
                 break;
             }
         }
+        addr_clear(&ap.a);
     }
     if (ap.str.oom || ap.l.comment.oom)
         o->err = true;
@@ -958,7 +968,7 @@ static void put_ext_common(struct out *o, const struct mime_part *p)
 
 static bool is_type(const struct mime_part *p, const char *type)
 {
-    return strcmp(p->type, type) == 0;
+    return strcasecmp(p->type, type) == 0;
 }
 
 static void put_body(struct out *o, const struct mime_part *p, bool ext);
@@ -987,13 +997,14 @@ static void put_multipart(struct out *o, const struct mime_part *p, bool ext)
 static void put_single(struct out *o, const struct mime_part *p, bool ext)
 {
     bool text = false;
-    bool msg_type = is_type(p, "message")
-                    && (strcmp(p->subtype, "rfc822") == 0 || strcmp(p->subtype, "global") == 0);
     if (p->message) {
+        /* Dovecot writes its own "rfc822"; a version 1 tree may still hold
+         * an opened message/global. */
         puts_(o, "\"message\" ");
-        put_nstring(o, p->subtype);
-    } else if (is_type(p, "multipart") || msg_type) {
-        /* Not split (no boundary, or past the limits). */
+        put_nstring(o, strcasecmp(p->subtype, "rfc822") == 0 ? "rfc822" : p->subtype);
+    } else if (is_type(p, "multipart")
+               || (is_type(p, "message") && strcasecmp(p->subtype, "rfc822") == 0)) {
+        /* Not split (past the limits; "multipart" without a subtype). */
         puts_(o, "\"application\" \"octet-stream\"");
     } else {
         text = is_type(p, "text");

@@ -1,8 +1,9 @@
 /*
  * mime.h — RFC 5322 / MIME (RFC 2045-2049) parser. No I/O, no allocation
  * beyond the parse tree it returns. Hard limits on depth, parts and header
- * size; malformed input never fails the parse, it yields the best structure
- * a reader would see (as IMAP servers do), flagged where it was repaired.
+ * size; malformed input never fails the parse, it yields the structure
+ * Dovecot's lib-mail finds (so IMAP answers as Dovecot does; docs/mime.md),
+ * flagged where it was repaired.
  *
  * The parse is done once at delivery; its encoded form (mime_encode) is kept
  * by the store so IMAP can answer ENVELOPE and BODYSTRUCTURE without reading
@@ -20,8 +21,8 @@
 #define MIME_MAX_PARAMS 32
 
 struct mime_param {
-    char *name;   /* lowercased */
-    char *value;  /* unquoted; RFC 2231 continuations joined */
+    char *name;   /* as written: compare case-insensitively */
+    char *value;  /* unquoted; RFC 2231 sections joined (docs/mime.md) */
 };
 
 /*
@@ -32,19 +33,22 @@ struct mime_part {
     size_t header_start;
     size_t body_start;
     size_t end;
-    uint32_t body_lines;         /* lines in the body */
+    uint32_t body_lines;         /* LF bytes in the body */
 
-    char *type;                  /* lowercased, "text" by default */
-    char *subtype;               /* lowercased, "plain" by default */
+    /* Tokens are as written ("TEXT", "Base64"): compare case-insensitively.
+     * An invalid Content-Type gives "" and "" (or the type and "" when the
+     * value ends after it), as Dovecot reads it. */
+    char *type;                  /* "text" by default */
+    char *subtype;               /* "plain" by default */
     struct mime_param *params;   /* Content-Type parameters; every text/ *
                                   * part has a charset (us-ascii added last
                                   * when absent, as IMAP reports it) */
     unsigned n_params;
     char *id;                    /* Content-ID, raw or NULL */
     char *description;           /* Content-Description, raw or NULL */
-    char *encoding;              /* Content-Transfer-Encoding lowercased, "7bit" default */
+    char *encoding;              /* Content-Transfer-Encoding, "7bit" default */
     char *md5;                   /* Content-MD5 or NULL */
-    char *disposition;           /* lowercased or NULL */
+    char *disposition;           /* token (may be "") or NULL */
     struct mime_param *disp_params;
     unsigned n_disp_params;
     char *language;              /* Content-Language raw or NULL */
@@ -52,16 +56,20 @@ struct mime_part {
 
     struct mime_part *children;  /* multipart/ *: the parts, in order */
     unsigned n_children;
-    /* true when the body was split into parts (a multipart with a usable
-     * boundary, within the limits); it may still have zero children (IMAP
-     * then shows one empty text/plain part, as Dovecot does). A multipart
-     * type with multipart == false is a single opaque body (no boundary
-     * parameter, or past MIME_MAX_DEPTH / MIME_MAX_PARTS). */
+    /* true for a multipart/ * part within the limits; it may have zero
+     * children (no boundary parameter or line: IMAP then shows one empty
+     * text/plain part, as Dovecot does). A multipart type with multipart ==
+     * false is a single opaque body (past MIME_MAX_DEPTH, or no subtype). */
     bool multipart;
-    struct mime_part *message;   /* message/rfc822 (and global): the inner message */
+    struct mime_part *message;   /* message/rfc822: the inner message
+                                  * (message/global stays one body) */
 
     /* Envelope fields of this part's header when it is a message (the root
-     * or a message/rfc822 body): raw unfolded values, or NULL if absent. */
+     * or a message/rfc822 body), or NULL if absent: raw values as Dovecot
+     * reads them (blanks after the colon skipped, folds' LFs kept, NUL as
+     * U+FFFD). date, subject, in_reply_to, message_id: the last occurrence;
+     * the address fields: every occurrence, "\n" between them, without the
+     * folds' LFs. */
     char *date, *subject, *from, *sender, *reply_to, *to, *cc, *bcc,
          *in_reply_to, *message_id;
 };

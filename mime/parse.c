@@ -3,16 +3,30 @@
  * message: every line start is looked at once, at the innermost multipart
  * open there, so the parse is linear in the size of the message.
  *
- * Boundaries (RFC 2046 §5.1.1): a line starting with "--" + boundary of any
- * open multipart; like Dovecot, a prefix match (the RFC forbids boundaries
- * that are a prefix of a line of an enclosed part), the longest open boundary
- * wins. The line break before a boundary line belongs to the boundary.
+ * The structure is the one Dovecot's lib-mail message-parser.c finds, so
+ * IMAP BODYSTRUCTURE matches Dovecot's (docs/mime.md "IMAP views"):
+ *
+ *  - Boundaries (RFC 2046 §5.1.1): a line starting with "--" + the
+ *    boundary (its first BOUNDARY_MAX bytes) of an open multipart. A prefix
+ *    match; of several, the longest wins, the innermost on a tie, and the
+ *    search stops at one that is the whole line (or the line but a final
+ *    "--").
+ *  - The line break before a boundary line belongs to the boundary, unless
+ *    it was taken already: the rest of a boundary line (through its LF)
+ *    belongs to that boundary's multipart, so a boundary line right after
+ *    another one, or right after a part's header, takes no line break.
+ *  - Content-* fields count in a message (the root, an inner message) only
+ *    with MIME-Version or Content-Type in its header; in a part of a
+ *    multipart always.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "mime/mime-int.h"
+
+/* Dovecot's BOUNDARY_STRING_MAX_LEN: only this much of a boundary counts. */
+#define BOUNDARY_MAX 80
 
 struct boundary {
     const char *s;
@@ -31,9 +45,12 @@ struct ctx {
      * in (almost) increasing order, so counting is linear overall. */
     size_t lf_pos;
     size_t lf_count;
-    /* End of the last finished part: a later end never moves before it (a
-     * line break inside a child's header is not the parent's to drop). */
+    /* End of the last finished part: a later end never moves before it. */
     size_t done;
+    /* Everything before this belongs to what was parsed already: set past a
+     * boundary line, and to the boundary line that cut a header short. A
+     * line break before it is not the next boundary's to take. */
+    size_t taken;
 };
 
 /* Where a body stopped: at the boundary line `line` of stack[which], or at
@@ -71,25 +88,40 @@ static size_t next_line(const struct ctx *c, size_t pos)
     return lf ? (size_t)(lf - c->d) + 1 : c->len;
 }
 
-/* Is the line at pos a boundary line of an open multipart? */
+/* Is the line at pos a boundary line of an open multipart? (Dovecot's
+ * boundary_line_find and boundary_find.) */
 static bool boundary_at(const struct ctx *c, size_t pos, struct stop *st)
 {
     const char *d = c->d;
     if (c->nb == 0 || pos + 2 > c->len || d[pos] != '-' || d[pos + 1] != '-')
         return false;
+    size_t s = pos + 2;
+    const char *lf = memchr(d + s, '\n', c->len - s);
+    size_t len;
+    bool dashes = false;
+    if (lf) {
+        len = (size_t)(lf - (d + s));
+        if (len > 0 && d[s + len - 1] == '\r')
+            len--;
+        dashes = len > 2 && d[s + len - 1] == '-' && d[s + len - 2] == '-';
+    } else {
+        len = c->len - s;
+        if (len > BOUNDARY_MAX + 4)
+            len = BOUNDARY_MAX + 4;
+    }
     int best = -1;
-    size_t best_len = 0;
-    for (unsigned i = 0; i < c->nb; i++) {
+    for (int i = (int)c->nb - 1; i >= 0; i--) {
         const struct boundary *b = &c->stack[i];
-        if (pos + 2 + b->len <= c->len && memcmp(d + pos + 2, b->s, b->len) == 0
-            && (best < 0 || b->len >= best_len)) {
-            best = (int)i;
-            best_len = b->len;
+        if (b->len <= len && memcmp(d + s, b->s, b->len) == 0
+            && (best < 0 || c->stack[best].len < b->len)) {
+            best = i;
+            if (b->len == len || (dashes && b->len + 2 == len))
+                break;   /* the whole line: nothing can match better */
         }
     }
     if (best < 0)
         return false;
-    size_t after = pos + 2 + best_len;
+    size_t after = s + c->stack[best].len;
     st->line = pos;
     st->which = best;
     st->closing = after + 2 <= c->len && d[after] == '-' && d[after + 1] == '-';
@@ -110,7 +142,8 @@ static struct stop find_boundary(const struct ctx *c, size_t pos)
     return st;
 }
 
-/* A body ends before the line break that precedes its boundary line. */
+/* A body ends before the line break that precedes its boundary line, when
+ * that line break lies after floor (nothing took it yet). */
 static size_t end_before(const struct ctx *c, struct stop st, size_t floor)
 {
     if (st.which < 0)
@@ -132,9 +165,24 @@ static char *dup_or_oom(struct ctx *c, const char *s)
     return r;
 }
 
+static size_t max3(size_t a, size_t b, size_t c)
+{
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
 /* -------------------------------------------------------------- header */
 
-enum field_kind { F_RAW, F_ENVELOPE, F_CTYPE, F_DISPOSITION, F_ENCODING };
+enum field_kind {
+    F_RAW,          /* the first occurrence wins */
+    F_STRING,       /* envelope string: the last occurrence wins (Dovecot) */
+    F_ADDRESS,      /* envelope addresses: every occurrence, "\n" between */
+    F_CTYPE,        /* the first wins, even when invalid */
+    F_DISPOSITION,  /* a later one replaces one without parameters */
+    F_ENCODING,     /* the first valid one wins */
+    F_LANGUAGE,     /* the first valid one wins */
+    F_MIME_VERSION,
+};
 
 struct field_rule {
     const char *name;
@@ -144,37 +192,68 @@ struct field_rule {
 
 #define AT(member) offsetof(struct mime_part, member)
 
-/* Header fields kept in the tree; the first occurrence of each wins. */
+/* Header fields kept in the tree (Dovecot's message-part-data.c rules). */
 static const struct field_rule field_rules[] = {
-    { "content-type",              F_CTYPE,       0 },
-    { "content-transfer-encoding", F_ENCODING,    AT(encoding) },
-    { "content-disposition",       F_DISPOSITION, 0 },
-    { "content-id",                F_RAW,         AT(id) },
-    { "content-description",       F_RAW,         AT(description) },
-    { "content-md5",               F_RAW,         AT(md5) },
-    { "content-language",          F_RAW,         AT(language) },
-    { "content-location",          F_RAW,         AT(location) },
-    { "date",                      F_ENVELOPE,    AT(date) },
-    { "subject",                   F_ENVELOPE,    AT(subject) },
-    { "from",                      F_ENVELOPE,    AT(from) },
-    { "sender",                    F_ENVELOPE,    AT(sender) },
-    { "reply-to",                  F_ENVELOPE,    AT(reply_to) },
-    { "to",                        F_ENVELOPE,    AT(to) },
-    { "cc",                        F_ENVELOPE,    AT(cc) },
-    { "bcc",                       F_ENVELOPE,    AT(bcc) },
-    { "in-reply-to",               F_ENVELOPE,    AT(in_reply_to) },
-    { "message-id",                F_ENVELOPE,    AT(message_id) },
+    { "content-type",              F_CTYPE,        0 },
+    { "content-transfer-encoding", F_ENCODING,     AT(encoding) },
+    { "content-disposition",       F_DISPOSITION,  0 },
+    { "content-id",                F_RAW,          AT(id) },
+    { "content-description",       F_RAW,          AT(description) },
+    { "content-md5",               F_RAW,          AT(md5) },
+    { "content-language",          F_LANGUAGE,     AT(language) },
+    { "content-location",          F_RAW,          AT(location) },
+    { "mime-version",              F_MIME_VERSION, 0 },
+    { "date",                      F_STRING,       AT(date) },
+    { "subject",                   F_STRING,       AT(subject) },
+    { "from",                      F_ADDRESS,      AT(from) },
+    { "sender",                    F_ADDRESS,      AT(sender) },
+    { "reply-to",                  F_ADDRESS,      AT(reply_to) },
+    { "to",                        F_ADDRESS,      AT(to) },
+    { "cc",                        F_ADDRESS,      AT(cc) },
+    { "bcc",                       F_ADDRESS,      AT(bcc) },
+    { "in-reply-to",               F_STRING,       AT(in_reply_to) },
+    { "message-id",                F_STRING,       AT(message_id) },
 };
 
 struct header_state {
-    char *ctype;            /* first Content-Type, unfolded */
-    char *disposition;      /* first Content-Disposition, unfolded */
-    bool seen_encoding;
+    char *ctype;            /* first Content-Type */
+    bool mime_version;      /* MIME-Version seen */
 };
 
 static char **slot(struct mime_part *p, size_t offset)
 {
     return (char **)(void *)((char *)p + offset);
+}
+
+static bool is_envelope(enum field_kind k)
+{
+    return k == F_STRING || k == F_ADDRESS;
+}
+
+/* Content-Disposition: Dovecot parses each one while the part has none
+ * with parameters yet, the last parsed wins. */
+static void take_disposition(struct ctx *c, struct mime_part *p, const char *value)
+{
+    if (p->n_disp_params > 0)
+        return;
+    char *disp = NULL;
+    struct mime_param *params = NULL;
+    unsigned n = 0;
+    bool trunc = false;
+    int rc = mime_parse_disposition(value, &disp, &params, &n, &trunc);
+    if (rc < 0) {
+        c->oom = true;
+        return;
+    }
+    if (rc == 0)
+        return;
+    free(p->disposition);
+    mime_params_free(&p->disp_params, &p->n_disp_params);
+    p->disposition = disp;
+    p->disp_params = params;
+    p->n_disp_params = n;
+    if (trunc)
+        c->repaired = true;
 }
 
 static void take_field(struct ctx *c, struct mime_part *p, struct header_state *hs,
@@ -187,38 +266,69 @@ static void take_field(struct ctx *c, struct mime_part *p, struct header_state *
             break;
         }
     }
-    if (!r || (r->kind == F_ENVELOPE && !is_message))
+    if (!r || (is_envelope(r->kind) && !is_message))
         return;
-    char **dst;
-    switch (r->kind) {
-    case F_CTYPE:
-        dst = &hs->ctype;
-        break;
-    case F_DISPOSITION:
-        dst = &hs->disposition;
-        break;
-    case F_ENCODING:
-        if (hs->seen_encoding)
-            return;
-        hs->seen_encoding = true;
-        dst = slot(p, r->offset);
-        break;
-    default:
-        dst = slot(p, r->offset);
-        break;
+    if (r->kind == F_MIME_VERSION) {
+        hs->mime_version = true;
+        return;
     }
-    if (*dst)
+    char **dst = NULL;
+    if (r->kind == F_CTYPE)
+        dst = &hs->ctype;
+    else if (r->kind != F_DISPOSITION)
+        dst = slot(p, r->offset);
+    if (dst && *dst && (r->kind == F_RAW || r->kind == F_CTYPE || r->kind == F_ENCODING
+                        || r->kind == F_LANGUAGE))
         return;
-    *dst = mime_unfold(c->d, f->value, f->value_end);
-    if (!*dst) {
+    if (r->kind == F_DISPOSITION && p->n_disp_params > 0)
+        return;
+    /* Line breaks of folds kept (IMAP writes such a string as Dovecot
+     * does); an address field gets none, "\n" separates its occurrences. */
+    char *v = mime_field_value(c->d, f->value, f->value_end, r->kind != F_ADDRESS);
+    if (!v) {
         c->oom = true;
         return;
     }
-    if (r->kind == F_ENCODING) {
-        char *tok = mime_parse_token(*dst, &c->oom);
-        free(*dst);
-        *dst = tok;   /* NULL: invalid, the default applies */
+    switch (r->kind) {
+    case F_ENCODING: {
+        char *tok = mime_parse_token(v, &c->oom);
+        free(v);
+        *dst = tok;   /* NULL: invalid, a later one may count */
+        return;
     }
+    case F_LANGUAGE:
+        if (!mime_language_valid(v)) {
+            free(v);
+            return;
+        }
+        break;
+    case F_DISPOSITION:
+        take_disposition(c, p, v);
+        free(v);
+        return;
+    case F_ADDRESS:
+        if (*dst) {
+            size_t a = strlen(*dst), b = strlen(v);
+            char *j = realloc(*dst, a + b + 2);
+            if (!j) {
+                free(v);
+                c->oom = true;
+                return;
+            }
+            j[a] = '\n';
+            memcpy(j + a + 1, v, b + 1);
+            free(v);
+            *dst = j;
+            return;
+        }
+        break;
+    case F_STRING:
+        free(*dst);
+        break;
+    default:
+        break;
+    }
+    *dst = v;
 }
 
 /*
@@ -233,9 +343,11 @@ static bool read_header(struct ctx *c, struct mime_part *p, struct header_state 
     struct mime_field f;
     for (;;) {
         if (boundary_at(c, pos, st)) {
-            /* RFC 2046 §5.1.1: a part header without its empty line. */
+            /* RFC 2046 §5.1.1: a part header without its empty line. The
+             * line break before the boundary is the parent's (Dovecot). */
             c->repaired = true;
             p->body_start = end_before(c, *st, p->header_start);
+            c->taken = st->line;
             return true;
         }
         switch (mime_next_field(c->d, c->len, &pos, &f)) {
@@ -253,18 +365,15 @@ static bool read_header(struct ctx *c, struct mime_part *p, struct header_state 
     }
 }
 
-static bool has_param(const struct mime_part *p, const char *name)
+static bool is_type(const struct mime_part *p, const char *type)
 {
-    for (unsigned i = 0; i < p->n_params; i++)
-        if (strcmp(p->params[i].name, name) == 0)
-            return true;
-    return false;
+    return strcasecmp(p->type, type) == 0;
 }
 
 static const char *param_value(const struct mime_part *p, const char *name)
 {
     for (unsigned i = 0; i < p->n_params; i++)
-        if (strcmp(p->params[i].name, name) == 0)
+        if (strcasecmp(p->params[i].name, name) == 0)
             return p->params[i].value;
     return NULL;
 }
@@ -273,7 +382,7 @@ static const char *param_value(const struct mime_part *p, const char *name)
  * §5.2); keep it in the tree so every reader sees the same parameters. */
 static void add_default_charset(struct ctx *c, struct mime_part *p)
 {
-    if (strcmp(p->type, "text") != 0 || has_param(p, "charset"))
+    if (!is_type(p, "text") || param_value(p, "charset"))
         return;
     if (p->n_params >= MIME_MAX_PARAMS) {
         c->repaired = true;
@@ -297,40 +406,45 @@ static void add_default_charset(struct ctx *c, struct mime_part *p)
     p->n_params++;
 }
 
+/* Drops the Content-* fields of a message that is not MIME. */
+static void forget_content(struct mime_part *p)
+{
+    char **fields[] = { &p->encoding, &p->id, &p->description, &p->md5, &p->disposition,
+                        &p->language, &p->location };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        free(*fields[i]);
+        *fields[i] = NULL;
+    }
+    mime_params_free(&p->disp_params, &p->n_disp_params);
+}
+
 /* Content-* fields into the part; defaults per RFC 2045 §5.2 and, inside a
  * multipart/digest, message/rfc822 (RFC 2046 §5.1.5). */
 static void apply_header(struct ctx *c, struct mime_part *p, struct header_state *hs,
-                         bool in_digest)
+                         bool is_message, bool in_digest)
 {
-    bool trunc = false;
-    int rc = 0;
+    if (is_message && !hs->mime_version && !hs->ctype)
+        forget_content(p);
     if (hs->ctype) {
-        rc = mime_parse_content_type(hs->ctype, &p->type, &p->subtype,
-                                     &p->params, &p->n_params, &trunc);
+        bool trunc = false;
+        int rc = mime_parse_content_type(hs->ctype, &p->type, &p->subtype,
+                                         &p->params, &p->n_params, &trunc);
         if (rc < 0)
             c->oom = true;
         else if (rc == 0)
             c->repaired = true;
-    }
-    if (rc <= 0) {
+        if (trunc)
+            c->repaired = true;
+    } else {
         p->type = dup_or_oom(c, in_digest ? "message" : "text");
         p->subtype = dup_or_oom(c, in_digest ? "rfc822" : "plain");
     }
-    if (p->type)
+    if (p->type && p->subtype)
         add_default_charset(c, p);
-    if (hs->disposition) {
-        rc = mime_parse_disposition(hs->disposition, &p->disposition,
-                                    &p->disp_params, &p->n_disp_params, &trunc);
-        if (rc < 0)
-            c->oom = true;
-    }
     if (!p->encoding)
         p->encoding = dup_or_oom(c, "7bit");
-    if (trunc)
-        c->repaired = true;
     free(hs->ctype);
-    free(hs->disposition);
-    hs->ctype = hs->disposition = NULL;
+    hs->ctype = NULL;
 }
 
 /* ---------------------------------------------------------------- body */
@@ -361,9 +475,9 @@ static struct stop parse_multipart(struct ctx *c, struct mime_part *p, const cha
                                    unsigned depth)
 {
     unsigned own = c->nb;
-    c->stack[c->nb++] = (struct boundary){ bnd, strlen(bnd) };
-    p->multipart = true;
-    bool digest = strcmp(p->subtype, "digest") == 0;
+    size_t blen = strlen(bnd);
+    c->stack[c->nb++] = (struct boundary){ bnd, blen < BOUNDARY_MAX ? blen : BOUNDARY_MAX };
+    bool digest = strcasecmp(p->subtype, "digest") == 0;
     unsigned cap = 0;
 
     struct stop st = find_boundary(c, p->body_start);   /* skips the preamble */
@@ -374,6 +488,7 @@ static struct stop parse_multipart(struct ctx *c, struct mime_part *p, const cha
             break;
         }
         size_t next = next_line(c, st.line);
+        c->taken = next;   /* the boundary line is the multipart's */
         if (st.closing) {
             c->nb = own;
             return find_boundary(c, next);                 /* skips the epilogue */
@@ -391,10 +506,25 @@ static struct stop parse_multipart(struct ctx *c, struct mime_part *p, const cha
     return st;
 }
 
-static bool is_message_type(const struct mime_part *p)
+static bool is_rfc822(const struct mime_part *p)
 {
-    return strcmp(p->type, "message") == 0
-           && (strcmp(p->subtype, "rfc822") == 0 || strcmp(p->subtype, "global") == 0);
+    return is_type(p, "message") && strcasecmp(p->subtype, "rfc822") == 0;
+}
+
+/* An inner message with nothing in it, where a cut header left its
+ * message/rfc822 part (Dovecot still opens the inner message there). */
+static void empty_message(struct ctx *c, struct mime_part *p)
+{
+    p->message = calloc(1, sizeof *p->message);
+    if (!p->message) {
+        c->oom = true;
+        return;
+    }
+    c->n_parts++;
+    struct mime_part *m = p->message;
+    m->header_start = m->body_start = m->end = p->body_start;
+    struct header_state hs = { 0 };
+    apply_header(c, m, &hs, true, false);
 }
 
 static struct stop parse_part(struct ctx *c, struct mime_part *p, size_t start,
@@ -404,23 +534,36 @@ static struct stop parse_part(struct ctx *c, struct mime_part *p, size_t start,
     struct stop st;
     p->header_start = start;
     bool cut = read_header(c, p, &hs, is_message, &st);
-    apply_header(c, p, &hs, in_digest);
+    apply_header(c, p, &hs, is_message, in_digest);
     if (c->oom)
         return (struct stop){ c->len, -1, false };
+
+    bool deeper = depth + 1 < MIME_MAX_DEPTH;
+    bool multipart = is_type(p, "multipart") && p->subtype[0] != '\0';
+    bool message = is_rfc822(p) && deeper && c->n_parts < MIME_MAX_PARTS;
+    if (multipart && !deeper) {
+        multipart = false;   /* one opaque body */
+        c->repaired = true;
+    }
+    if (is_rfc822(p) && !message)
+        c->repaired = true;
+
     if (cut) {
         p->end = p->body_start;
+        p->multipart = multipart;
+        if (message)
+            empty_message(c, p);
         if (p->end > c->done)
             c->done = p->end;
         return st;
     }
 
     size_t lines0 = lf_before(c, p->body_start);
-    bool deeper = depth + 1 < MIME_MAX_DEPTH;
-    const char *bnd = strcmp(p->type, "multipart") == 0 ? param_value(p, "boundary") : NULL;
-
-    if (bnd && *bnd && deeper) {
+    const char *bnd = multipart ? param_value(p, "boundary") : NULL;
+    p->multipart = multipart;
+    if (bnd) {
         st = parse_multipart(c, p, bnd, depth);
-    } else if (is_message_type(p) && deeper && c->n_parts < MIME_MAX_PARTS) {
+    } else if (message) {
         p->message = calloc(1, sizeof *p->message);
         if (!p->message) {
             c->oom = true;
@@ -429,20 +572,19 @@ static struct stop parse_part(struct ctx *c, struct mime_part *p, size_t start,
         c->n_parts++;
         st = parse_part(c, p->message, p->body_start, depth + 1, true, false);
     } else {
-        /* A multipart without boundary is one opaque body, as in Dovecot. */
-        if (strcmp(p->type, "multipart") == 0 || is_message_type(p))
+        /* A multipart without a boundary has no parts, its body is one
+         * (Dovecot shows an empty text/plain part). */
+        if (multipart)
             c->repaired = true;
         st = find_boundary(c, p->body_start);
     }
     if (c->oom)
         return (struct stop){ c->len, -1, false };
 
-    p->end = end_before(c, st, p->body_start > c->done ? p->body_start : c->done);
+    p->end = end_before(c, st, max3(p->body_start, c->done, c->taken));
     c->done = p->end;
+    /* IMAP line count: the LFs in the body (Dovecot). */
     size_t lines = lf_before(c, p->end) - lines0;
-    /* A last line without its line break still counts. */
-    if (p->end > p->body_start && c->d[p->end - 1] != '\n')
-        lines++;
     p->body_lines = lines > UINT32_MAX ? UINT32_MAX : (uint32_t)lines;
     return st;
 }

@@ -987,8 +987,12 @@ static size_t cte_decode(struct decoder *d, const char *in, size_t n, bool final
 
 /* --------------------------------------------------------- the message */
 
+/* message/global parts read as messages inside each other, at most. */
+#define TEXT_MAX_GLOBAL 4
+
 struct extract {
     const char *data;
+    unsigned globals;        /* message/global parts open */
     struct sink header, body;
     char *raw;               /* decoded transfer encoding + carry room */
 };
@@ -996,7 +1000,7 @@ struct extract {
 static const char *param_of(const struct mime_part *p, const char *name)
 {
     for (unsigned i = 0; i < p->n_params; i++)
-        if (strcmp(p->params[i].name, name) == 0)
+        if (strcasecmp(p->params[i].name, name) == 0)
             return p->params[i].value;
     return NULL;
 }
@@ -1034,9 +1038,9 @@ static void header_text(struct extract *x, struct sink *s, const struct mime_par
 
 static enum cte cte_of(const char *encoding)
 {
-    if (encoding && strcmp(encoding, "base64") == 0)
+    if (encoding && strcasecmp(encoding, "base64") == 0)
         return CTE_BASE64;
-    if (encoding && strcmp(encoding, "quoted-printable") == 0)
+    if (encoding && strcasecmp(encoding, "quoted-printable") == 0)
         return CTE_QP;
     return CTE_IDENTITY;   /* 7bit, 8bit, binary; unknown ones as they are */
 }
@@ -1047,7 +1051,7 @@ static void body_text(struct extract *x, const struct mime_part *p)
     if (s->len > 0)
         sink_str(s, "\n");
     struct html *h = NULL;
-    if (strcmp(p->subtype, "html") == 0) {
+    if (strcasecmp(p->subtype, "html") == 0) {
         h = calloc(1, sizeof *h);
         if (!h) {
             s->oom = true;
@@ -1089,8 +1093,28 @@ static void walk(struct extract *x, const struct mime_part *p)
             sink_str(&x->body, "\n");
         header_text(x, &x->body, p->message);
         walk(x, p->message);
-    } else if (strcmp(p->type, "text") == 0) {
+    } else if (strcasecmp(p->type, "text") == 0) {
         body_text(x, p);
+    } else if (strcasecmp(p->type, "message") == 0 && strcasecmp(p->subtype, "global") == 0
+               && cte_of(p->encoding) == CTE_IDENTITY && x->globals < TEXT_MAX_GLOBAL) {
+        /* RFC 6532 §3.5: an attached message with UTF-8 headers. The tree
+         * keeps it as one body (as IMAP shows it, Dovecot's way), so its
+         * structure is parsed here, for search only. */
+        struct mime_message *m = mime_parse(x->data + p->body_start, p->end - p->body_start);
+        if (!m) {
+            x->body.oom = true;
+            return;
+        }
+        const char *outer = x->data;
+        x->data += p->body_start;
+        x->globals++;
+        if (x->body.len > 0)
+            sink_str(&x->body, "\n");
+        header_text(x, &x->body, &m->root);
+        walk(x, &m->root);
+        x->globals--;
+        x->data = outer;
+        mime_free(&m);
     }
 }
 

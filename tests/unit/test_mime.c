@@ -260,7 +260,7 @@ static void test_alternative(void **state)
                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
     /* RFC 2046 §5.1.1: the CRLF before a boundary is the boundary's. */
     assert_span(mf.data, t->body_start, t->end, "Plain body.");
-    assert_int_equal(t->body_lines, 1);
+    assert_int_equal(t->body_lines, 0);      /* the LFs in the body (Dovecot) */
     assert_null(t->subject);     /* envelope fields only on messages */
 
     const struct mime_part *h = &r->children[1];
@@ -303,7 +303,7 @@ static void test_nested_mixed(void **state)
     assert_type(pdf, "application", "pdf");
     assert_param(pdf, "name", "report.pdf");
     assert_int_equal(pdf->n_params, 1);       /* no charset outside text/ */
-    assert_string_equal(pdf->encoding, "base64");   /* lowercased */
+    assert_string_equal(pdf->encoding, "BASE64");   /* as written */
     assert_string_equal(pdf->disposition, "attachment");
     assert_int_equal(pdf->n_disp_params, 2);
     assert_string_equal(param(pdf->disp_params, pdf->n_disp_params, "filename"), "report.pdf");
@@ -350,8 +350,8 @@ static void test_rfc822(void **state)
     assert_string_equal(in->message_id, "<orig@example.com>");
     assert_span(mf.data, in->header_start, in->header_start + 25, "From: carol@example.com\r\n");
     assert_span(mf.data, in->body_start, in->end, "Original text.");
-    assert_int_equal(in->body_lines, 1);
-    assert_int_equal(fwd->body_lines, 8);
+    assert_int_equal(in->body_lines, 0);
+    assert_int_equal(fwd->body_lines, 7);
     assert_roundtrip(mf.m);
     unload(&mf);
 }
@@ -361,12 +361,13 @@ static void test_missing_boundary(void **state)
     struct msg_file mf;
     load("missing-boundary.eml", &mf);
     const struct mime_part *r = &mf.m->root;
-    /* No boundary parameter: one opaque body, flagged. */
+    /* No boundary parameter: a multipart without parts, its body one piece,
+     * flagged (Dovecot shows one empty text/plain part). */
     assert_true(mf.m->repaired);
     assert_int_equal(mf.m->n_parts, 1);
     assert_type(r, "multipart", "mixed");
     assert_int_equal(r->n_params, 0);
-    assert_false(r->multipart);
+    assert_true(r->multipart);
     assert_int_equal(r->n_children, 0);
     assert_span(mf.data, r->body_start, r->body_start + 11, "--whatever\n");
     assert_int_equal(r->end, mf.len);
@@ -408,10 +409,11 @@ static void test_malformed_headers(void **state)
     assert_string_equal(r->from, "alice@example.org");
     /* Obsolete syntax (RFC 5322 §4.5.3): WSP before the colon. */
     assert_string_equal(r->subject, "spaced name");
-    /* The first Content-Type is invalid ("text/"): the default applies and
-     * the later valid one is not used (the first occurrence wins). */
-    assert_type(r, "text", "plain");
-    assert_param(r, "charset", "us-ascii");
+    /* The first Content-Type is invalid ("text/"): an empty type and
+     * subtype, no parameters, and the later valid one is not used (the
+     * first occurrence wins), as in Dovecot. */
+    assert_type(r, "", "");
+    assert_int_equal(r->n_params, 0);
     /* An encoding field without a token: the default. */
     assert_string_equal(r->encoding, "7bit");
     assert_span(mf.data, r->body_start, r->end, "Body after broken headers.\n");
@@ -426,9 +428,9 @@ static void test_encoded_word(void **state)
     load("encoded-word.eml", &mf);
     const struct mime_part *r = &mf.m->root;
     assert_false(mf.m->repaired);
-    /* Raw unfolded values: RFC 2047 decoding is the reader's (IMAP sends
-     * ENVELOPE strings undecoded). */
-    assert_string_equal(r->subject, "=?UTF-8?B?SMOpbGxvIHfDtnJsZA==?= =?UTF-8?Q?_again?=");
+    /* Raw values, the LF of a fold kept (as Dovecot reads them): RFC 2047
+     * decoding is the reader's (IMAP sends ENVELOPE strings undecoded). */
+    assert_string_equal(r->subject, "=?UTF-8?B?SMOpbGxvIHfDtnJsZA==?=\n =?UTF-8?Q?_again?=");
     assert_string_equal(r->from, "=?ISO-8859-1?Q?Andr=E9?= <andre@example.org>");
     assert_param(r, "charset", "UTF-8");      /* values keep their case */
     assert_span(mf.data, r->body_start, r->end, "Body.\r\n");
@@ -465,7 +467,7 @@ static void test_bare_lf(void **state)
     const struct mime_part *a = &r->children[0];
     assert_span(mf.data, a->header_start, a->body_start, "Content-Type: text/plain\n\n");
     assert_span(mf.data, a->body_start, a->end, "line one\nline two");
-    assert_int_equal(a->body_lines, 2);
+    assert_int_equal(a->body_lines, 1);
     const struct mime_part *b = &r->children[1];
     assert_param(b, "format", "flowed");
     assert_param(b, "charset", "us-ascii");
@@ -530,11 +532,11 @@ static void test_empty_and_headerless(void **state)
     assert_roundtrip(m);
     mime_free(&m);
 
-    /* NUL bytes become 0x80 in values, so values stay C strings. */
+    /* NUL bytes become U+FFFD in values (Dovecot), so values stay C strings. */
     static const char nul[] = "Subject: a\0b\n\nbody";
     m = mime_parse(nul, sizeof nul - 1);
     assert_non_null(m);
-    assert_string_equal(m->root.subject, "a\x80" "b");
+    assert_string_equal(m->root.subject, "a\xef\xbf\xbd" "b");
     assert_roundtrip(m);
     mime_free(&m);
 }
@@ -603,9 +605,210 @@ static void test_rfc2231_continuations(void **state)
     struct mime_message *m = mime_parse(msg, sizeof msg - 1);
     assert_non_null(m);
     assert_param(&m->root, "name", "long file.bin");
-    assert_param(&m->root, "title*", "us-ascii'en'a%20b%20c");
+    /* A plain section joined to extended ones: only '%' is escaped (Dovecot). */
+    assert_param(&m->root, "title*", "us-ascii'en'a%20b c");
     assert_roundtrip(m);
     mime_free(&m);
+}
+
+/* A message given inline, CRLF line ends from "\n". */
+static struct mime_message *parse_text(const char *text, char **data, size_t *len)
+{
+    size_t n = strlen(text);
+    char *d = malloc(2 * n + 1);
+    assert_non_null(d);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\n')
+            d[k++] = '\r';
+        d[k++] = text[i];
+    }
+    struct mime_message *m = mime_parse(d, k);
+    assert_non_null(m);
+    assert_roundtrip(m);
+    *data = d;
+    *len = k;
+    return m;
+}
+
+/* Where parts end, as Dovecot's message-parser.c finds it. */
+static void test_dovecot_boundaries(void **state)
+{
+    char *d;
+    size_t len;
+    /* The rest of a boundary line is its multipart's, so the next boundary
+     * line right after "--i--" takes no line break: the message/rfc822 part
+     * keeps the inner closing line with its CRLF. */
+    struct mime_message *m = parse_text(
+        "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
+        "Content-Type: message/rfc822\n\n"
+        "Content-Type: multipart/alternative; boundary=i\n\n--i\n\nx\n--i--\n--o--\n",
+        &d, &len);
+    const struct mime_part *fwd = &m->root.children[0];
+    assert_non_null(fwd->message);
+    assert_span(d, fwd->end - 9, fwd->end, "\r\n--i--\r\n");
+    assert_int_equal(fwd->message->end, fwd->end);
+    assert_int_equal(fwd->body_lines, 6);
+    assert_span(d, fwd->message->children[0].body_start, fwd->message->children[0].end, "x");
+    assert_int_equal(fwd->message->children[0].body_lines, 0);
+    mime_free(&m);
+    free(d);
+
+    /* A message/rfc822 part whose header a boundary cuts still gets an
+     * (empty) inner message; digest parts default to message/rfc822. */
+    m = parse_text("Content-Type: multipart/digest; boundary=d\n\n--d\n"
+                   "Content-Type: message/rfc822\n--d\n\nSubject: s\n\nbody\n--d--\n", &d, &len);
+    assert_int_equal(m->root.n_children, 2);
+    const struct mime_part *cut = &m->root.children[0];
+    assert_span(d, cut->header_start, cut->body_start, "Content-Type: message/rfc822");
+    assert_non_null(cut->message);
+    assert_int_equal(cut->message->header_start, cut->body_start);
+    assert_int_equal(cut->message->end, cut->body_start);
+    const struct mime_part *dig = &m->root.children[1];
+    assert_type(dig, "message", "rfc822");
+    assert_non_null(dig->message);
+    assert_string_equal(dig->message->subject, "s");
+    assert_int_equal(m->n_parts, 5);
+    mime_free(&m);
+    free(d);
+
+    /* An empty boundary: every line starting with "--"; "----" closes. */
+    m = parse_text("Content-Type: multipart/mixed; boundary=\"\"\n\n--\n\none\n----\n", &d, &len);
+    assert_true(m->root.multipart);
+    assert_int_equal(m->root.n_children, 1);
+    assert_span(d, m->root.children[0].body_start, m->root.children[0].end, "one");
+    mime_free(&m);
+    free(d);
+
+    /* Only the first 80 bytes of a boundary count. */
+    char long_b[512];
+    snprintf(long_b, sizeof long_b,
+             "Content-Type: multipart/mixed; boundary=%.80s-tail\n\n--%.80s-other\n\nx\n"
+             "--%.80s--\n",
+             "0123456789012345678901234567890123456789012345678901234567890123456789abcdefghij",
+             "0123456789012345678901234567890123456789012345678901234567890123456789abcdefghij",
+             "0123456789012345678901234567890123456789012345678901234567890123456789abcdefghij");
+    m = parse_text(long_b, &d, &len);
+    assert_int_equal(m->root.n_children, 1);
+    assert_span(d, m->root.children[0].body_start, m->root.children[0].end, "x");
+    assert_false(m->repaired);
+    mime_free(&m);
+    free(d);
+
+    /* A boundary that is the whole line (but its "--") wins at once: "--x--"
+     * closes the inner "x" although the outer "x--" is longer. */
+    m = parse_text("Content-Type: multipart/mixed; boundary=\"x--\"\n\n--x--\n"
+                   "Content-Type: multipart/alternative; boundary=x\n\n--x\n\ninner\n--x--\n"
+                   "after inner\n--x--\n\nouter 2\n--x----\n", &d, &len);
+    assert_int_equal(m->root.n_children, 2);
+    assert_int_equal(m->root.children[0].n_children, 1);
+    assert_span(d, m->root.children[1].body_start, m->root.children[1].end, "outer 2");
+    mime_free(&m);
+    free(d);
+}
+
+/* Which header fields count, and how their values are kept (Dovecot). */
+static void test_dovecot_fields(void **state)
+{
+    char *d;
+    size_t len;
+    /* Without MIME-Version and Content-Type a message has no Content-*. */
+    struct mime_message *m = parse_text(
+        "Content-Transfer-Encoding: base64\nContent-ID: <x@y>\n"
+        "Content-Disposition: inline; a=b\nContent-Language: en\n\naGk=\n", &d, &len);
+    const struct mime_part *r = &m->root;
+    assert_string_equal(r->encoding, "7bit");
+    assert_null(r->id);
+    assert_null(r->disposition);
+    assert_int_equal(r->n_disp_params, 0);
+    assert_null(r->language);
+    assert_type(r, "text", "plain");
+    mime_free(&m);
+    free(d);
+    m = parse_text("MIME-Version: 1.0\nContent-Transfer-Encoding: Base64\n\naGk=\n", &d, &len);
+    assert_string_equal(m->root.encoding, "Base64");   /* as written */
+    mime_free(&m);
+    free(d);
+
+    /* The first valid encoding and language; a disposition is replaced
+     * until one has parameters; the first Content-ID; tokens as written. */
+    m = parse_text("Content-Type: TEXT/Plain; CharSet=UTF-8\n"
+                   "Content-Transfer-Encoding: two words\nContent-Transfer-Encoding: 8bit\n"
+                   "Content-Transfer-Encoding: base64\nContent-Language: ()\n"
+                   "Content-Language: de, en\nContent-Language: fr\n"
+                   "Content-Disposition: inline\nContent-Disposition: Attachment; filename=a\n"
+                   "Content-Disposition: inline; filename=b\n"
+                   "Content-ID: <1@x>\nContent-ID: <2@x>\n\nx\n", &d, &len);
+    r = &m->root;
+    assert_type(r, "TEXT", "Plain");
+    assert_int_equal(r->n_params, 1);
+    assert_string_equal(r->params[0].name, "CharSet");   /* counts as the charset */
+    assert_string_equal(r->encoding, "8bit");
+    assert_string_equal(r->language, "de, en");
+    assert_string_equal(r->disposition, "Attachment");
+    assert_string_equal(param(r->disp_params, r->n_disp_params, "filename"), "a");
+    assert_string_equal(r->id, "<1@x>");
+    mime_free(&m);
+    free(d);
+
+    /* Invalid types: "text" alone keeps its type (with a charset), other
+     * broken values are "" and "". */
+    m = parse_text("Content-Type: text\n\n", &d, &len);
+    assert_type(&m->root, "text", "");
+    assert_param(&m->root, "charset", "us-ascii");
+    mime_free(&m);
+    free(d);
+    m = parse_text("Content-Type: text/plain junk; charset=x\n\n", &d, &len);
+    assert_type(&m->root, "", "");
+    assert_int_equal(m->root.n_params, 0);
+    mime_free(&m);
+    free(d);
+
+    /* Envelope: the last Date/Subject/Message-ID, every From/To...
+     * occurrence ("\n" between them); values keep trailing blanks and the
+     * LF of a fold, a first line of blanks loses one blank. */
+    m = parse_text("Date: one\nDate:  two  \nSubject: first\nSubject: a\n  folded\n"
+                   "From: a@example.org\nFrom: B <b@example.org>\n"
+                   "Message-ID:  \n <id@x>\nTo:\n\n", &d, &len);
+    r = &m->root;
+    assert_string_equal(r->date, "two  ");
+    assert_string_equal(r->subject, "a\n  folded");
+    assert_string_equal(r->from, "a@example.org\nB <b@example.org>");
+    assert_string_equal(r->message_id, " \n <id@x>");
+    assert_string_equal(r->to, "");
+    mime_free(&m);
+    free(d);
+
+    /* message/global stays one body (Dovecot 2.3 reads only
+     * message/rfc822 as a message). */
+    m = parse_text("Content-Type: message/global\n\nSubject: x\n\ny\n", &d, &len);
+    assert_null(m->root.message);
+    assert_int_equal(m->n_parts, 1);
+    mime_free(&m);
+    free(d);
+}
+
+/* RFC 2231 as Dovecot joins it: plain parameters first, then the joined
+ * ones by name; a name with a missing section gives each section. */
+static void test_dovecot_rfc2231(void **state)
+{
+    char *d;
+    size_t len;
+    struct mime_message *m = parse_text(
+        "Content-Type: application/x; b*1=\"2\"; a=1; b*0*=us-ascii''%41; c*0=x;"
+        " c*2=z; d*0=\"50%\"; d*1*=%41; A=dup; a=dup2\n\n", &d, &len);
+    static const char *const want[][2] = {
+        { "a", "1" }, { "A", "dup" }, { "a", "dup2" }, { "b*", "us-ascii''%412" },
+        { "c*0", "x" }, { "c*2", "z" }, { "d*", "''50%25%41" },
+    };
+    const struct mime_part *r = &m->root;
+    assert_int_equal(r->n_params, sizeof want / sizeof want[0]);
+    for (unsigned i = 0; i < r->n_params; i++) {
+        assert_string_equal(r->params[i].name, want[i][0]);
+        assert_string_equal(r->params[i].value, want[i][1]);
+    }
+    mime_free(&m);
+    free(d);
 }
 
 static void test_header_get(void **state)
@@ -733,7 +936,8 @@ static void test_decode_rejects(void **state)
     assert_null(mime_decode(NULL, 10));
     assert_null(mime_decode("PMIM", 4));
     assert_null(mime_decode("PMIX\x01\x00", 6));
-    assert_null(mime_decode("PMIM\x02\x00", 6));   /* unknown version */
+    assert_null(mime_decode("PMIM\x03\x00", 6));   /* unknown version */
+    assert_null(mime_decode("PMIM\x00\x00", 6));
     assert_null(mime_decode("PMIM\x01\x00", 6));   /* no root */
 
     /* A part without its type. */
@@ -962,6 +1166,9 @@ int main(void)
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_parts_limit),
         cmocka_unit_test(test_rfc2231_continuations),
+        cmocka_unit_test(test_dovecot_boundaries),
+        cmocka_unit_test(test_dovecot_fields),
+        cmocka_unit_test(test_dovecot_rfc2231),
         cmocka_unit_test(test_header_get),
         cmocka_unit_test(test_decode_valid_minimal),
         cmocka_unit_test(test_decode_rejects),

@@ -368,6 +368,35 @@ static void test_nested(void **state)
     mime_text_free(&t);
 }
 
+/* message/global is one body in the tree (as Dovecot shows it); its text
+ * is still found, the inner structure parsed on the fly. */
+static void test_message_global(void **state)
+{
+    (void)state;
+    struct mime_text *t = extract_file("message-global.eml");
+    assert_has(t->body, "Forwarded below.");
+    assert_has(t->body, "Subject: Gr\xc3\xbc\xc3\x9f" "e\n");
+    assert_has(t->body, "Sch\xc3\xb6ne Gr\xc3\xbc\xc3\x9f" "e.");
+    mime_text_free(&t);
+
+    /* Only identity encodings are read as a message; nesting is bounded. */
+    static const char b64[] = "Content-Type: message/global\r\n"
+                              "Content-Transfer-Encoding: base64\r\n\r\n"
+                              "U3ViamVjdDogeAoKc2VjcmV0Cg==\r\n";
+    t = extract_mem(b64, sizeof b64 - 1, MIME_TEXT_CAP);
+    assert_lacks(t->body, "secret");
+    mime_text_free(&t);
+    char deep[2048];
+    size_t n = 0;
+    for (int i = 0; i < 10; i++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n,
+                              "Content-Type: message/global\r\n\r\n");
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "Content-Type: text/plain\r\n\r\nbottom\r\n");
+    t = extract_mem(deep, n, MIME_TEXT_CAP);
+    assert_lacks(t->body, "bottom");
+    mime_text_free(&t);
+}
+
 /* ------------------------------------------------------- invalid UTF-8 */
 
 static void test_invalid_utf8(void **state)
@@ -535,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_header_decode),
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_nested),
+        cmocka_unit_test(test_message_global),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_mismatch),
