@@ -280,4 +280,332 @@ void dkim_verify_key(struct dkim_verify *v, size_t i, const char *const *txt,
 const struct dkim_sig_result *dkim_verify_result(const struct dkim_verify *v, size_t i);
 void dkim_verify_free(struct dkim_verify **v);
 
+/* ---------------------------------------------------------------- SPF */
+/*
+ * SPF (RFC 7208) check_host() as a state machine the caller drives with DNS
+ * answers (smtp/spf.c; docs/spf-dmarc.md). No I/O, no clock, no global
+ * state: the caller asks spf_want() what to look up, looks it up (core's
+ * dns_query(), or a table in the tests) and hands the answer to
+ * spf_answer(), until spf_want() says NULL. Then spf_result() is final.
+ * The lookups come one at a time, in the order RFC 7208 evaluates them.
+ *
+ *     struct spf *s;
+ *     spf_begin(client_ip, mail_from, helo, false, &s);
+ *     while ((name = spf_want(s, &type)))
+ *         spf_answer(s, <the answer of dns_query(dns, name, type, ...)>);
+ *     res = spf_result(s, &explanation);
+ *
+ * The caller bounds the whole check in time (§4.6.4: at least 20 s): when
+ * its timer fires, it answers the pending lookup with DNS_TIMEOUT, which
+ * ends the check with temperror.
+ */
+
+#define SPF_MAX_DNS_TERMS 10     /* include a mx ptr exists redirect (§4.6.4): more is permerror */
+#define SPF_MAX_VOID_LOOKUPS 2   /* NXDOMAIN/NODATA answers to terms (§4.6.4): more is permerror */
+#define SPF_MAX_MX_NAMES 10      /* MX names of one "mx" (§4.6.4): more is permerror */
+#define SPF_MAX_PTR_NAMES 10     /* PTR names used by "ptr" and %{p} (§4.6.4): the rest ignored */
+#define SPF_MAX_DEPTH 10         /* nested include/redirect records (the term limit binds first) */
+#define SPF_MAX_EXPANSION 8192   /* bytes of one macro expansion before truncation: more is permerror */
+#define SPF_MAX_EXPLANATION 512  /* bytes of an exp= explanation kept (the rest cut) */
+#define SPF_MAX_SENDER 512       /* bytes of the sender address spf_begin() takes */
+
+/* Results as RFC 7208 §2.6 and RFC 8601 §2.7.2 name them. */
+enum spf_result {
+    SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL, SPF_TEMPERROR, SPF_PERMERROR
+};
+
+/* "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror". */
+const char *spf_result_name(enum spf_result r);
+
+struct spf;  /* one check_host() evaluation */
+
+/*
+ * Starts check_host() for the client address ip (IPv4 or IPv6 text; an
+ * IPv4-mapped IPv6 address is checked as the IPv4 address, §5) and the
+ * identity: the MAIL FROM address sender (without <>; "" or NULL for the
+ * null path, which checks "postmaster@" helo, §2.4), or with helo_identity
+ * the HELO/EHLO name helo (§2.3). A sender without a local part gets
+ * "postmaster" (§4.3). A domain that is not a multi-label DNS name (an
+ * address literal, a bad label) gives none at once (§4.3); UTF-8 labels
+ * are turned into A-labels first. Returns 0, or -1 with errno EINVAL (ip is
+ * not an address, sender longer than SPF_MAX_SENDER) or ENOMEM.
+ */
+int spf_begin(const char *ip, const char *sender, const char *helo, bool helo_identity,
+              struct spf **out);
+
+/*
+ * The values of the macros only exp= may use (§7.3): "r", the name of the
+ * host doing the check ("unknown" until set), and "t", the time (0 until
+ * set). Call before the answers come in.
+ */
+void spf_set_receiver(struct spf *s, const char *hostname, int64_t now);
+
+/*
+ * The lookup the check needs next: the name (no trailing dot) and *type;
+ * for DNS_PTR the name is the client address as text, as dns_query() takes
+ * it. NULL when the check is finished. The string is valid until the next
+ * call of spf_answer() or spf_free().
+ */
+const char *spf_want(const struct spf *s, enum dns_type *type);
+
+/*
+ * The answer to the lookup spf_want() named (r is read during the call
+ * only). DNS_OK: the records; DNS_NXDOMAIN, DNS_NODATA: none (a "void
+ * lookup" where a term asked); DNS_TEMPFAIL, DNS_TIMEOUT, DNS_CANCELLED:
+ * temperror (except where §5.5 says to ignore errors: ptr and %{p});
+ * DNS_BADNAME: as NXDOMAIN. Ignored when nothing is wanted.
+ */
+void spf_answer(struct spf *s, const struct dns_result *r);
+
+/*
+ * The result: final once spf_want() is NULL, temperror before. With a fail
+ * and a usable exp= (§6.2), *explanation is the expanded text (printable
+ * ASCII, at most SPF_MAX_EXPLANATION bytes) for the 550 reply, else NULL.
+ * explanation may be NULL. The string belongs to s.
+ */
+enum spf_result spf_result(const struct spf *s, const char **explanation);
+
+/* Why, in a few English words, for logs and the Authentication-Results comment. */
+const char *spf_detail(const struct spf *s);
+
+/*
+ * The <domain> checked: the MAIL FROM domain, or the HELO name for the null
+ * path or helo_identity; ASCII, no trailing dot. DMARC aligns with it.
+ */
+const char *spf_domain(const struct spf *s);
+
+/*
+ * The RFC 8601 property of the identity checked, "smtp.mailfrom" (with the
+ * MAIL FROM address in *value) or "smtp.helo" (the HELO name: null path or
+ * helo_identity).
+ */
+const char *spf_identity(const struct spf *s, const char **value);
+
+void spf_free(struct spf **s);
+
+/* ---- the parsers, public for the tests and the fuzz target */
+
+/*
+ * Checks one TXT record: 1 when it is not an SPF record (does not begin
+ * with "v=spf1" then a space or its end, §4.5), 0 when it is a valid one,
+ * -1 when it is one with a syntax error (§4.6: permerror; why says where).
+ */
+int spf_record_check(const char *txt, size_t len, char *why, size_t whylen);
+
+/* What a macro-string is expanded for (§7). */
+enum spf_macro_use {
+    SPF_MACRO_DOMAIN,  /* a domain-spec: "c", "r", "t" are errors; over 253 bytes,
+                          labels are dropped from the left (§7.3) */
+    SPF_MACRO_EXP,     /* an explain-string: every letter, spaces allowed */
+};
+
+/* The values of the macro letters (§7.3); strings as check_host() has them. */
+struct spf_macro_vars {
+    const char *sender;    /* "s": local@domain ("l" and "o" are its parts) */
+    const char *domain;    /* "d" */
+    const char *ip;        /* "i", "c", "v": the client address as text */
+    const char *helo;      /* "h" */
+    const char *ptr;       /* "p": the validated name, NULL for "unknown" */
+    const char *receiver;  /* "r": NULL for "unknown" */
+    int64_t now;           /* "t" */
+};
+
+/*
+ * Expands the macro-string spec[0, len) (RFC 7208 §7.1, §7.3) into out
+ * (NUL-terminated, outlen bytes). Returns the length, or -1 on a syntax
+ * error, -2 when the result does not fit (or passes SPF_MAX_EXPANSION), -3
+ * when v->ip is not an address.
+ */
+int spf_macro_expand(const char *spec, size_t len, enum spf_macro_use use,
+                     const struct spf_macro_vars *v, char *out, size_t outlen);
+
+/*
+ * A domain in ASCII: labels with bytes >= 0x80 (UTF-8) become A-labels
+ * (RFC 3492 Punycode; ASCII letters lowercased, no other IDNA2008 mapping),
+ * other labels are copied; one trailing dot is dropped. Returns the length,
+ * or -1 (invalid UTF-8, a label or the name too long for outlen or DNS).
+ */
+int smtp_domain_ascii(const char *domain, char *out, size_t outlen);
+
+/* -------------------------------------------------------------- DMARC */
+/*
+ * DMARC (RFC 7489, with np= of RFC 9091): the author domain of a message,
+ * policy record discovery, identifier alignment and the policy to apply, as
+ * a state machine driven with DNS answers like SPF's (smtp/dmarc.c;
+ * docs/spf-dmarc.md). Pure but for dmarc_psl_load(), which reads a file.
+ */
+
+#define DMARC_PSL_PATH "/usr/share/publicsuffix/public_suffix_list.dat"  /* Debian: publicsuffix */
+#define DMARC_MAX_RECORD DNS_MAX_TXT
+#define DMARC_MAX_FROM_TOKENS 512   /* tokens of one mailbox in From: more is invalid */
+
+enum dmarc_result { DMARC_NONE, DMARC_PASS, DMARC_FAIL, DMARC_TEMPERROR, DMARC_PERMERROR };
+enum dmarc_policy { DMARC_POLICY_NONE, DMARC_POLICY_QUARANTINE, DMARC_POLICY_REJECT };
+enum dmarc_align { DMARC_ALIGN_RELAXED, DMARC_ALIGN_STRICT };
+
+/* "none", "pass", "fail", "temperror", "permerror". */
+const char *dmarc_result_name(enum dmarc_result r);
+/* "none", "quarantine", "reject". */
+const char *dmarc_policy_name(enum dmarc_policy p);
+
+/* ---- the Public Suffix List and organizational domains (§3.2) */
+
+struct dmarc_psl;
+
+/*
+ * Reads the Public Suffix List file at path (NULL: DMARC_PSL_PATH). File
+ * I/O: call at start-up, not on the loop. Returns 0, or -1 with a line in
+ * err (no such file: errno ENOENT).
+ */
+int dmarc_psl_load(const char *path, struct dmarc_psl **out, char *err, size_t errlen);
+/* The same from text in memory (the list's format). NULL when out of memory. */
+struct dmarc_psl *dmarc_psl_parse(const char *text, size_t len);
+size_t dmarc_psl_rules(const struct dmarc_psl *psl);
+void dmarc_psl_free(struct dmarc_psl **psl);
+
+/*
+ * The organizational domain of domain (ASCII, any case, one trailing dot
+ * allowed) into out, lowercase: its public suffix plus one label (§3.2;
+ * the list's wildcard and exception rules; no rule: the last label). A
+ * public suffix itself is its own organizational domain. psl NULL: the
+ * last two labels. Returns its length, or -1 (not a domain, outlen short).
+ */
+int dmarc_org_domain(const struct dmarc_psl *psl, const char *domain, char *out, size_t outlen);
+
+/* ---- the RFC5322.From domain (§6.6.1) */
+
+enum dmarc_from {
+    DMARC_FROM_OK,
+    DMARC_FROM_MISSING,           /* no From field */
+    DMARC_FROM_MULTIPLE,          /* more than one From field */
+    DMARC_FROM_MULTIPLE_DOMAINS,  /* one From field, mailboxes of different domains */
+    DMARC_FROM_INVALID,           /* no mailbox, or one without a DNS domain */
+};
+
+/*
+ * The author domain of the message msg[0, len) (its header is read up to
+ * the first empty line): the domain of the mailboxes of its one From field,
+ * lowercase ASCII (UTF-8 labels as A-labels) in domain (DNS_NAME_MAX + 1
+ * bytes is enough). Several mailboxes of one domain are fine; anything else
+ * is not OK, and the session treats the message as a DMARC permerror.
+ */
+enum dmarc_from dmarc_from_domain(const char *msg, size_t len, char *domain, size_t domainlen);
+
+/* ---- policy records (§6.3, §6.4) */
+
+/* A parsed record. The strings point into the text parsed. */
+struct dmarc_record {
+    enum dmarc_policy p, sp, np;
+    bool has_sp, has_np;        /* else p applies to subdomains (np: sp, then p) */
+    bool p_assumed;             /* p missing or invalid, a valid rua=: p=none (§6.6.3 6.1) */
+    enum dmarc_align adkim, aspf;
+    unsigned pct;               /* 0..100, default 100 */
+    unsigned ri;                /* seconds, default 86400 */
+    unsigned fo;                /* DMARC_FO_* bits, default DMARC_FO_0 */
+    const char *rua, *ruf;      /* the raw URI lists (parsed, not used yet), or NULL */
+    size_t rua_len, ruf_len;
+    unsigned n_rua, n_ruf;      /* syntactically valid URIs in each */
+};
+#define DMARC_FO_0 0x1u
+#define DMARC_FO_1 0x2u
+#define DMARC_FO_D 0x4u
+#define DMARC_FO_S 0x8u
+
+enum dmarc_record_status {
+    DMARC_RECORD_OK,
+    DMARC_RECORD_NOT_DMARC,  /* does not begin with "v=DMARC1": not a DMARC record */
+    DMARC_RECORD_INVALID,    /* a DMARC record without a usable p= or sp= (and no rua=) */
+};
+
+/*
+ * Parses one TXT record txt[0, len) (§6.4). Unknown tags are ignored, other
+ * invalid values take their defaults (§6.3); a repeated tag: the first
+ * counts. rec is set when the result is DMARC_RECORD_OK.
+ */
+enum dmarc_record_status dmarc_record_parse(const char *txt, size_t len,
+                                            struct dmarc_record *rec);
+
+/* ---- evaluation */
+
+/* One DKIM signature's outcome, as dkim_verify_result() gives it. */
+struct dmarc_dkim {
+    const char *domain;        /* d= */
+    enum dkim_result result;
+};
+
+struct dmarc_input {
+    const char *from_domain;          /* from dmarc_from_domain() */
+    enum spf_result spf;              /* SPF of the MAIL FROM identity (§4.1) */
+    const char *spf_domain;           /* spf_domain(): MAIL FROM's, HELO for the null path */
+    const struct dmarc_dkim *dkim;    /* every signature verified */
+    size_t n_dkim;
+    const struct dmarc_psl *psl;      /* NULL: last two labels (docs/spf-dmarc.md) */
+    uint32_t sample;                  /* random: pct= applies when sample % 100 < pct */
+};
+
+struct dmarc;
+
+/*
+ * Starts the evaluation. Strings are copied; psl is used during the call
+ * only. A from_domain that is not a DNS name ends at once with permerror.
+ * Returns 0, or -1 with errno ENOMEM (EINVAL: in or from_domain NULL).
+ */
+int dmarc_begin(const struct dmarc_input *in, struct dmarc **out);
+
+/* The next lookup (always DNS_TXT of _dmarc.<domain>, or for np= the
+ * author domain's A, AAAA, MX), NULL when finished. Valid until the next
+ * dmarc_answer() or dmarc_free(). */
+const char *dmarc_want(const struct dmarc *d, enum dns_type *type);
+
+/* The answer to dmarc_want()'s lookup. */
+void dmarc_answer(struct dmarc *d, const struct dns_result *r);
+
+/* What came out. Strings belong to the struct dmarc. */
+struct dmarc_outcome {
+    enum dmarc_result result;
+    enum dmarc_policy policy;        /* what to do now: after pct, none unless fail */
+    enum dmarc_policy requested;     /* the record's p, sp or np that applied (fail only) */
+    const char *policy_tag;          /* "p", "sp", "np", or "" */
+    bool sampled_out;                /* pct= lowered requested to policy */
+    bool spf_aligned, dkim_aligned;  /* an aligned pass of each */
+    const char *dkim_domain;         /* the aligned passing d=, or "" */
+    const char *from_domain;         /* header.from */
+    const char *org_domain;          /* of from_domain */
+    const char *record_domain;       /* where the record was found, or "" */
+    const struct dmarc_record *record;  /* NULL without one */
+    const char *reason;              /* a few English words */
+};
+
+/* The outcome: final once dmarc_want() is NULL (temperror before). out may be NULL. */
+enum dmarc_result dmarc_result(const struct dmarc *d, struct dmarc_outcome *out);
+void dmarc_free(struct dmarc **d);
+
+/* ---- Authentication-Results (RFC 8601) */
+
+struct authres_input {
+    const char *authserv_id;                /* the server's hostname */
+    const struct spf *spf;                  /* NULL: no spf= */
+    const struct dkim_sig_result *dkim;     /* copies of dkim_verify_result() */
+    size_t n_dkim;
+    bool dkim_checked;                      /* false: no dkim=; with n_dkim 0: dkim=none */
+    const struct dmarc *dmarc;              /* NULL: no dmarc= */
+};
+
+/*
+ * The value of an Authentication-Results field, malloc'd, NULL when out of
+ * memory:
+ *
+ *   mail.example.net;
+ *  	spf=pass (matched ip4:192.0.2.0/24) smtp.mailfrom=a@example.org;
+ *  	dkim=pass (signature verified) header.d=example.org header.s=sel header.b="AbC/12+x";
+ *  	dmarc=pass (p=reject dis=none) header.from=example.org
+ *
+ * (each method on its own line: CRLF and a tab between them; "host; none"
+ * when there is none). Values are RFC 2045 tokens, or addresses, as they
+ * are, else quoted strings (RFC 8601 §2.2); CR, LF and other controls are
+ * dropped everywhere. Write "Authentication-Results: " before it and CRLF
+ * after it.
+ */
+char *authres_value(const struct authres_input *in);
+
 #endif
