@@ -132,8 +132,9 @@ static const char *const migrations[] = {
      * text itself is stored in the table. blob_search: the day of the
      * Date: field (NULL: none or unreadable), a row for every indexed
      * blob. The FTS row goes with its blob by trigger (an FTS5 table takes
-     * no foreign key), blob_search by cascade. Existing blobs are indexed
-     * by store_text_backfill (migration_code). Runs again harmlessly. */
+     * no foreign key), blob_search by cascade. Existing blobs were indexed
+     * by a backfill in migration_code, now left to migration 4. Runs again
+     * harmlessly. */
     "CREATE VIRTUAL TABLE IF NOT EXISTS blob_text USING fts5(header, body,"
     "  tokenize = 'trigram case_sensitive 1', detail = none, columnsize = 0);"
     "CREATE TABLE IF NOT EXISTS blob_search ("
@@ -142,20 +143,36 @@ static const char *const migrations[] = {
     "CREATE TRIGGER IF NOT EXISTS blobs_text_gc AFTER DELETE ON blobs BEGIN"
     "  DELETE FROM blob_text WHERE rowid = old.id;"
     " END;",
+
+    /* 4: the search index off the delivery path. index_queue: the blobs
+     * whose blob_text and blob_search rows the indexer (index.c) has still
+     * to make; a new blob is queued in its delivery's transaction, and
+     * leaves the queue in the transaction that inserts its rows (or with
+     * the blob). The blobs without a blob_search row (stored before
+     * migration 3, on an upgrade from version 2) are queued here, so the
+     * migration reads no message. Runs again harmlessly. */
+    "CREATE TABLE IF NOT EXISTS index_queue ("
+    "  blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE);"
+    "INSERT OR IGNORE INTO index_queue(blob_id)"
+    "  SELECT id FROM blobs b"
+    "  WHERE NOT EXISTS (SELECT 1 FROM blob_search x WHERE x.blob_id = b.id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /*
  * Work a migration needs beyond SQL, run after migrations[version - 1] in
- * the same transaction: the search index of the blobs already stored
- * (inflate, parse, extract, fold), so an old database becomes searchable.
+ * the same transaction (none today). Migration 3 had one, the backfill of
+ * the search index: every stored message inflated, parsed and indexed while
+ * the migration held the write lock, for minutes on a large database. It is
+ * gone: migration 4 queues those blobs for the indexer, which works in the
+ * background once petreld runs, and searches are exact meanwhile.
  */
 static const struct {
     int version;
     int (*run)(sqlite3 *db, char *err, size_t errlen);
 } migration_code[] = {
-    { 3, store_text_backfill },
+    { 0, NULL }, /* no migration is version 0 */
 };
 
 const char *store_strerror(int result)
@@ -467,7 +484,12 @@ int store_open(const char *data_dir, struct store **out, char *err, size_t errle
     }
     pthread_mutex_init(&s->ad_lock, NULL);
     pthread_mutex_init(&s->q_lock, NULL);
-    pthread_cond_init(&s->q_cond, NULL);
+    /* The writer waits on q_cond with a timeout (the indexer's timers). */
+    pthread_condattr_t mono;
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->q_cond, &mono);
+    pthread_condattr_destroy(&mono);
     pthread_cond_init(&s->idle_cond, NULL);
     pthread_cond_init(&s->fetch_cond, NULL);
 

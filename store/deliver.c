@@ -3,12 +3,13 @@
  * writer thread with group commit, completions and change events on the loop.
  *
  *   loop: store_deliver      -> uv_queue_work
- *   pool: prepare()          SHA-256, zlib, mime_parse + mime_encode, the
- *                            folded search text (search.c); appends the
- *                            item to the writer queue
+ *   pool: prepare()          SHA-256, zlib, mime_parse + mime_encode;
+ *                            appends the item to the writer queue
  *   writer: take every queued item (up to STORE_BATCH_MAX), BEGIN IMMEDIATE,
  *           one SAVEPOINT per item, COMMIT (the group's one fsync), move the
- *           items to the done list, uv_async_send
+ *           items to the done list, uv_async_send; a new blob is queued for
+ *           the search indexer (index_queue), which the writer runs when it
+ *           has nothing else to do (index.c)
  *   loop: on_async           publish change events, run done callbacks
  *
  * An item is freed on the loop once both its work request has finished
@@ -35,8 +36,8 @@ struct change {
 
 /* Writer statements, prepared once on the writer connection. */
 enum {
-    W_USER, W_BLOB_FIND, W_BLOB_REF, W_BLOB_ADD, W_PARSE_ADD, W_SEARCH_ADD, W_BLOB_SAME,
-    W_TEXT_ADD, W_INBOX, W_MSG_ADD, W_MBOX_BUMP, W_USER_USED, W_QUEUE_ADD, W_COUNT
+    W_USER, W_BLOB_FIND, W_BLOB_REF, W_BLOB_ADD, W_PARSE_ADD, W_INDEX_ADD,
+    W_INBOX, W_MSG_ADD, W_MBOX_BUMP, W_USER_USED, W_QUEUE_ADD, W_COUNT
 };
 
 static const char *const writer_sql[W_COUNT] = {
@@ -46,12 +47,9 @@ static const char *const writer_sql[W_COUNT] = {
     [W_BLOB_ADD] = "INSERT INTO blobs(sha256, data, size, refcount) VALUES (?1, ?2, ?3, ?4)",
     [W_PARSE_ADD] = "INSERT OR REPLACE INTO parses(blob_id, mime, date, subject, from_addr,"
                     " message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [W_SEARCH_ADD] = STORE_SQL_SEARCH_ADD,
-    /* The text row only while the blob is there with that content (see
-     * insert_texts); a separate check, as INSERT INTO blob_text SELECT ...
-     * WHERE EXISTS costs 2.5 times the plain INSERT (a temporary table). */
-    [W_BLOB_SAME] = "SELECT 1 FROM blobs WHERE id = ?1 AND sha256 = ?2",
-    [W_TEXT_ADD] = STORE_SQL_TEXT_ADD,
+    /* A new blob's id is in no other table: its rows went with the blob
+     * that had the id before (cascade). */
+    [W_INDEX_ADD] = "INSERT INTO index_queue(blob_id) VALUES (?1)",
     [W_INBOX] = "SELECT id, uidnext, highestmodseq FROM mailboxes"
                 " WHERE user_id = ?1 AND name = 'INBOX'",
     [W_MSG_ADD] = "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size,"
@@ -80,7 +78,6 @@ void store_item_free(struct store_item **ip)
     free(it->subject);
     free(it->from);
     free(it->message_id);
-    store_text_free(&it->text);
     free(it->name);
     free(it->name2);
     free(it->flags);
@@ -236,10 +233,6 @@ static void prepare(uv_work_t *req)
             it->subject = dup_or_null(m->root.subject);
             it->from = dup_or_null(m->root.from);
             it->message_id = dup_or_null(m->root.message_id);
-            /* The search text too, so the writer only inserts it. Without
-             * memory for it the message is stored unsearchable (logged). */
-            if (store_text_make(m, it->data, it->len, &it->text) != 0)
-                log_event(PLOG_WARN, 0, "event=store_text_skipped reason=no_memory");
             mime_free(&m);
         }
         /* A message we cannot parse is still stored: IMAP parses on demand. */
@@ -316,10 +309,15 @@ int64_t store_blob_ref(struct store_wctx *wc, struct store_item *it, int64_t ref
     bind_text_or_null(st, 6, it->message_id);
     int r = step_done(st);
     sqlite3_clear_bindings(st);
+    if (r == 0) {
+        /* The search rows are the indexer's job, after the commit
+         * (index.c): here only the queue row. */
+        st = w[W_INDEX_ADD];
+        sqlite3_bind_int64(st, 1, id);
+        r = step_done(st);
+    }
     if (r == 0)
-        r = store_text_insert(w[W_SEARCH_ADD], NULL, id, &it->text);
-    if (r == 0)
-        it->new_blob = id; /* the text row comes at the end of the group */
+        it->new_blob = id;
     return r == 0 ? id : -1;
 }
 
@@ -497,42 +495,14 @@ static void reset_results(struct store_item *it)
     store_imap_reset(it);
 }
 
-/*
- * The text rows of the blobs the group created, after its items and outside
- * their savepoints: FTS5 writes its pending index data out at every
- * SAVEPOINT once it is part of the transaction, so rows inserted item by
- * item would make one index segment (and merge work) per message; here the
- * group makes one. A blob deleted later in the group gets no row, nor does
- * an id taken again by other content (the guard on sha256).
- */
-static int insert_texts(struct store_wctx *wc, struct store_item *batch)
-{
-    sqlite3_stmt *same = wc->deliver[W_BLOB_SAME];
-    for (struct store_item *it = batch; it; it = it->next) {
-        if (it->result != STORE_OK || it->new_blob <= 0)
-            continue;
-        sqlite3_bind_int64(same, 1, it->new_blob);
-        sqlite3_bind_blob(same, 2, it->sha, sizeof(it->sha), SQLITE_STATIC);
-        int rc = sqlite3_step(same);
-        sqlite3_reset(same);
-        sqlite3_clear_bindings(same);
-        if ((rc != SQLITE_ROW && rc != SQLITE_DONE)
-            || (rc == SQLITE_ROW
-                && store_text_insert(NULL, wc->deliver[W_TEXT_ADD], it->new_blob, &it->text)
-                   != 0)) {
-            store_db_log(wc->db, "deliver_text");
-            return -1;
-        }
-        store_text_free(&it->text);
-    }
-    return 0;
-}
-
 /* One group: every item gets its own savepoint, the group one COMMIT. */
 static void write_batch(struct store *s, struct store_wctx *w, struct store_item *batch)
 {
     sqlite3 *db = s->wr;
-    bool ok = store_tx_begin(db) == 0;
+    /* Durability: an index batch ran at synchronous=NORMAL. */
+    if (w->sync_normal && store_db_exec(db, "PRAGMA synchronous=FULL") == 0)
+        w->sync_normal = false;
+    bool ok = !w->sync_normal && store_tx_begin(db) == 0;
     for (struct store_item *it = batch; it; it = it->next) {
         if (!ok) {
             it->result = STORE_ERROR;
@@ -544,8 +514,6 @@ static void write_batch(struct store *s, struct store_wctx *w, struct store_item
         }
         it->result = apply_item(w, it);
         wctx_reset(w);
-        if (it->new_blob == 0)
-            store_text_free(&it->text); /* the blob existed: no text row */
         if (it->result == STORE_ERROR)
             store_db_log(db, it->op == OP_DELIVER ? "deliver" : "imap_op");
         if (it->result != STORE_OK) {
@@ -555,8 +523,6 @@ static void write_batch(struct store *s, struct store_wctx *w, struct store_item
         if (store_db_exec(db, "RELEASE item") != 0)
             ok = false;
     }
-    if (ok && insert_texts(w, batch) != 0)
-        ok = false;
     if (ok && store_tx_commit(db) != 0)
         ok = false;
     if (!ok) {
@@ -566,17 +532,99 @@ static void write_batch(struct store *s, struct store_wctx *w, struct store_item
             reset_results(it);
         }
     }
-    unsigned n = 0, n_deliver = 0;
+    unsigned n = 0, n_deliver = 0, n_blobs = 0;
     for (struct store_item *it = batch; it; it = it->next) {
         n++;
         n_deliver += it->op == OP_DELIVER;
+        n_blobs += ok && it->result == STORE_OK && it->new_blob > 0;
     }
     pthread_mutex_lock(&s->q_lock);
     if (ok)
         s->stats.transactions++;
     s->stats.deliveries += n_deliver;
     s->stats.ops += n;
+    s->stats.index_pending += n_blobs;
     pthread_mutex_unlock(&s->q_lock);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* When the indexer may run next (writer thread). */
+struct index_clock {
+    int64_t last_write;     /* the end of the last group */
+    int64_t behind_since;   /* blobs queued since (pending > 0) */
+    int64_t next_busy;      /* the next batch while busy, for the share */
+    int64_t retry_at;       /* after a failed batch */
+};
+
+/*
+ * Writer thread, q_lock held, its queue empty and not stopping: runs one
+ * index batch when it is the indexer's turn (rules at STORE_INDEX_BUDGET_US,
+ * store-int.h), with q_lock released meanwhile, and returns true. Otherwise
+ * returns false with *wait_ms: how long to wait for an item at most (-1:
+ * until one comes).
+ */
+static bool index_turn(struct store *s, struct store_wctx *w, struct index_clock *c,
+                       int64_t *wait_ms)
+{
+    *wait_ms = -1;
+    if (s->stats.index_pending == 0 || s->index_paused)
+        return false;
+    int64_t now = mono_ms();
+    int64_t at = c->retry_at; /* the earliest start */
+    bool quiet = s->inflight == 0 && now >= c->last_write + STORE_INDEX_QUIET_MS;
+    if (!quiet) {
+        /* Busy: a quarter of the writer's time, once the index is late. */
+        int64_t busy_at = c->behind_since + STORE_INDEX_LATE_MS;
+        if (busy_at < c->next_busy)
+            busy_at = c->next_busy;
+        if (s->inflight == 0 && c->last_write + STORE_INDEX_QUIET_MS < busy_at)
+            busy_at = c->last_write + STORE_INDEX_QUIET_MS;
+        if (at < busy_at)
+            at = busy_at;
+    }
+    if (now < at) {
+        *wait_ms = at - now;
+        return false;
+    }
+    pthread_mutex_unlock(&s->q_lock);
+    unsigned n = 0;
+    bool drained = false;
+    int r = store_index_batch(s, w, &n, &drained);
+    int64_t end = mono_ms();
+    pthread_mutex_lock(&s->q_lock);
+    s->stats.indexed += n;
+    s->stats.index_batches += n > 0;
+    /* 0 only once the queue was found empty: rows the count missed (made
+     * by another process) keep the indexer going. */
+    s->stats.index_pending = drained ? 0
+                           : s->stats.index_pending > n ? s->stats.index_pending - n : 1;
+    c->next_busy = end + (end - now) * (STORE_INDEX_SHARE - 1);
+    if (r != STORE_OK)
+        c->retry_at = end + STORE_INDEX_RETRY_MS;
+    return true;
+}
+
+static void writer_wait(struct store *s, int64_t ms)
+{
+    if (ms < 0) {
+        pthread_cond_wait(&s->q_cond, &s->q_lock);
+        return;
+    }
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t); /* q_cond's clock (store_open) */
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&s->q_cond, &s->q_lock, &t);
 }
 
 static void *writer_main(void *arg)
@@ -591,12 +639,16 @@ static void *writer_main(void *arg)
             store_db_log(s->wr, "writer_prepare");
             ready = false;
         }
+    struct index_clock clock = { .behind_since = mono_ms() };
     pthread_mutex_lock(&s->q_lock);
     for (;;) {
-        while (!s->q_head && !s->stopping)
-            pthread_cond_wait(&s->q_cond, &s->q_lock);
+        while (!s->q_head && !s->stopping) {
+            int64_t ms = -1;
+            if (!ready || !index_turn(s, &wc, &clock, &ms))
+                writer_wait(s, ms);
+        }
         if (!s->q_head)
-            break; /* stopping and drained */
+            break; /* stopping and drained; the index queue stays */
         /* Take everything queued, up to the cap: the group. */
         struct store_item *batch = s->q_head, *last = batch;
         unsigned n = 1;
@@ -608,6 +660,7 @@ static void *writer_main(void *arg)
         if (!s->q_head)
             s->q_tail = NULL;
         last->next = NULL;
+        bool index_idle = s->stats.index_pending == 0;
         pthread_mutex_unlock(&s->q_lock);
 
         if (ready) {
@@ -618,6 +671,9 @@ static void *writer_main(void *arg)
         }
 
         pthread_mutex_lock(&s->q_lock);
+        clock.last_write = mono_ms();
+        if (index_idle && s->stats.index_pending > 0)
+            clock.behind_since = clock.last_write;
         if (s->done_tail)
             s->done_tail->next = batch;
         else
@@ -782,6 +838,16 @@ int store_start_writer(struct store *s, uv_loop_t *loop)
     s->async->data = s;
     s->loop = loop;
     s->stopping = false;
+    /* Blobs left queued by the last run (stopped, crashed) or a migration,
+     * counted before the writer owns the connection. */
+    int64_t queued = store_index_count(s->wr);
+    if (queued < 0) {
+        store_db_log(s->wr, "index_count");
+        queued = 1; /* the indexer finds out */
+    }
+    if (queued > 0)
+        log_event(PLOG_INFO, 0, "event=store_index_backlog blobs=%lld", (long long)queued);
+    s->stats.index_pending = (uint64_t)queued;
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
         uv_close((uv_handle_t *)s->async, on_async_closed);
         s->async = NULL;

@@ -6,11 +6,11 @@
  * once): a row of the FTS5 table blob_text, rowid = blob id, with the
  * header text ("name: value" lines) and the body text of the message as
  * mime_text_extract makes them, both folded with mime_casefold; and a row
- * of blob_search with the day of its Date: field. Made off the writer
- * (prepare() on the thread pool, store_text_make), inserted by the writer
- * with the new blob (store_text_insert), gone with the blob (trigger and
- * cascade, db.c migration 3). store_text_backfill indexes the blobs of a
- * database made before migration 3.
+ * of blob_search with the day of its Date: field (as the stored parse has
+ * it, parses.date). Both are written after the delivery by the indexer
+ * (index.c, store_text_of_blob), which takes the blob out of index_queue in
+ * the same transaction, and go with the blob (trigger and cascade, db.c
+ * migrations 3 and 4).
  *
  * Matching: the needle is folded the same way, and a message matches when
  * the folded needle is a byte substring of the folded text. The index
@@ -22,11 +22,17 @@
  * than 3 characters, or not valid UTF-8, check the text of every message of
  * the mailbox.
  *
+ * The messages whose blob is still queued for the indexer have no rows: a
+ * search makes their text itself (search_queued) and reads their day from
+ * parses.date, in the same read transaction as the indexed part, so a
+ * message is found the moment its delivery has committed.
+ *
  * Cost: the index's answer covers the whole database (the blobs of every
  * mailbox that have the trigrams; reading those lists is sequential and
  * cheap), then the text of the mailbox's candidates is read and checked.
  * Without the index (short needles) the text of every message of the
- * mailbox is read.
+ * mailbox is read. Each queued message of the mailbox costs an inflate, a
+ * parse and an extraction (tens of microseconds for a few KB).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -147,7 +153,7 @@ static bool date_year(const struct date_tok *t, unsigned *y)
  * "Tue Dec  1 10:00:00 2026" some old software writes. Only the date as
  * written counts (RFC 3501 §6.4.4: "disregarding time and timezone").
  */
-static bool date_day(const char *value, int64_t *day)
+bool store_date_day(const char *value, int64_t *day)
 {
     struct date_tok t[DATE_TOKENS];
     size_t n = date_tokens(value ? value : "", t);
@@ -186,29 +192,19 @@ void store_text_free(struct store_text *t)
     *t = (struct store_text){ 0 };
 }
 
-/* mime_casefold, its buffer (twice the input) cut to what it holds: the
- * text waits in the writer's queue. */
-static char *fold(const char *s, size_t len, size_t *out_len)
-{
-    char *f = mime_casefold(s, len, out_len);
-    char *shrunk = f ? realloc(f, *out_len + 1) : NULL;
-    return shrunk ? shrunk : f;
-}
-
 int store_text_make(const struct mime_message *m, const char *data, size_t len,
                     struct store_text *t)
 {
     *t = (struct store_text){ 0 };
     if (!m)
         return 0;
-    t->has_day = m->root.date && date_day(m->root.date, &t->day);
     struct mime_text *x = mime_text_extract(m, data, len, STORE_TEXT_CAP);
     if (!x) {
         store_text_free(t);
         return errno == ENOMEM ? -1 : 0;
     }
-    t->header = fold(x->header, x->header_len, &t->header_len);
-    t->body = fold(x->body, x->body_len, &t->body_len);
+    t->header = mime_casefold(x->header, x->header_len, &t->header_len);
+    t->body = mime_casefold(x->body, x->body_len, &t->body_len);
     mime_text_free(&x);
     if (!t->header || !t->body) {
         store_text_free(t);
@@ -217,101 +213,17 @@ int store_text_make(const struct mime_message *m, const char *data, size_t len,
     return 0;
 }
 
-int store_text_insert(sqlite3_stmt *search_add, sqlite3_stmt *text_add, int64_t blob,
-                      const struct store_text *t)
+int store_text_of_blob(const void *z, size_t zlen, uint64_t size, struct store_text *t)
 {
-    int rc;
-    if (search_add) {
-        sqlite3_bind_int64(search_add, 1, blob);
-        if (t->has_day)
-            sqlite3_bind_int64(search_add, 2, t->day);
-        else
-            sqlite3_bind_null(search_add, 2);
-        rc = sqlite3_step(search_add);
-        sqlite3_reset(search_add);
-        if (rc != SQLITE_DONE)
-            return -1;
-    }
-    if (!text_add || !t->header)
-        return 0;
-    sqlite3_bind_int64(text_add, 1, blob);
-    sqlite3_bind_text64(text_add, 2, t->header, t->header_len, SQLITE_STATIC, SQLITE_UTF8);
-    sqlite3_bind_text64(text_add, 3, t->body, t->body_len, SQLITE_STATIC, SQLITE_UTF8);
-    rc = sqlite3_step(text_add);
-    sqlite3_reset(text_add);
-    sqlite3_clear_bindings(text_add); /* t's buffers may go now */
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/*
- * Migration 3: every blob without a blob_search row is inflated, parsed,
- * extracted and inserted, one at a time (memory: one message and its text).
- * A blob that cannot be read gets its blob_search row without text, so it is
- * not tried again.
- */
-int store_text_backfill(sqlite3 *db, char *err, size_t errlen)
-{
-    sqlite3_stmt *next = store_db_prepare(db,
-        "SELECT b.id, b.data, b.size FROM blobs b WHERE b.id > ?1 AND NOT EXISTS"
-        " (SELECT 1 FROM blob_search x WHERE x.blob_id = b.id) ORDER BY b.id LIMIT 1");
-    sqlite3_stmt *search_add = store_db_prepare(db, STORE_SQL_SEARCH_ADD);
-    sqlite3_stmt *text_add = store_db_prepare(db, STORE_SQL_TEXT_ADD);
-    int r = next && search_add && text_add ? 0 : -1;
-    if (r != 0)
-        snprintf(err, errlen, "backfill: %s", sqlite3_errmsg(db));
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int64_t last = 0, done = 0, unreadable = 0;
-    while (r == 0) {
-        sqlite3_bind_int64(next, 1, last);
-        int rc = sqlite3_step(next);
-        if (rc != SQLITE_ROW) {
-            if (rc != SQLITE_DONE) {
-                snprintf(err, errlen, "backfill: %s", sqlite3_errmsg(db));
-                r = -1;
-            }
-            break;
-        }
-        last = sqlite3_column_int64(next, 0);
-        char *data = NULL;
-        size_t len = 0;
-        struct store_text t = { 0 };
-        int ir = store_inflate_blob(sqlite3_column_blob(next, 1),
-                                    (size_t)sqlite3_column_bytes(next, 1),
-                                    (uint64_t)sqlite3_column_int64(next, 2), &data, &len);
-        sqlite3_reset(next);
-        if (ir == STORE_OK) {
-            struct mime_message *m = mime_parse(data, len);
-            if (!m || store_text_make(m, data, len, &t) != 0) {
-                snprintf(err, errlen, "backfill: out of memory");
-                r = -1;
-            }
-            mime_free(&m);
-        } else {
-            unreadable++;
-            log_event(PLOG_WARN, 0, "event=store_backfill_skip blob_id=%lld reason=unreadable",
-                      (long long)last);
-        }
-        free(data);
-        if (r == 0 && store_text_insert(search_add, text_add, last, &t) != 0) {
-            snprintf(err, errlen, "backfill: %s", sqlite3_errmsg(db));
-            r = -1;
-        }
-        store_text_free(&t);
-        done++;
-        if (r == 0 && done % 10000 == 0)
-            log_event(PLOG_INFO, 0, "event=store_backfill blobs=%lld", (long long)done);
-    }
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (r == 0 && done > 0)
-        log_event(PLOG_INFO, 0, "event=store_backfill blobs=%lld unreadable=%lld ms=%lld",
-                  (long long)done, (long long)unreadable,
-                  (long long)((t1.tv_sec - t0.tv_sec) * 1000
-                              + (t1.tv_nsec - t0.tv_nsec) / 1000000));
-    sqlite3_finalize(next);
-    sqlite3_finalize(search_add);
-    sqlite3_finalize(text_add);
+    *t = (struct store_text){ 0 };
+    char *data = NULL;
+    size_t len = 0;
+    if (store_inflate_blob(z, zlen, size, &data, &len) != STORE_OK)
+        return 1; /* logged */
+    struct mime_message *m = mime_parse(data, len);
+    int r = m ? store_text_make(m, data, len, t) : -1;
+    mime_free(&m);
+    free(data);
     return r;
 }
 
@@ -509,6 +421,160 @@ static int run_search(sqlite3 *db, const char *sql, int64_t mailbox_id, const st
     return r;
 }
 
+/*
+ * Messages whose blob the indexer has not reached yet (index_queue): their
+ * text is made here as the indexer will make it (store_text_of_blob) and
+ * matched with the rules of the statements above: instr() (text_find) for
+ * BODY and TEXT, header_has for HEADER; no text (the message could not be
+ * parsed) matches nothing, as a missing text row does.
+ */
+
+/* SQLite's instr() on text: the first byte and every byte that does not
+ * continue a UTF-8 sequence may start the match. */
+static bool text_find(const char *h, size_t hlen, const char *needle, size_t nlen)
+{
+    if (nlen == 0)
+        return true;
+    size_t i = 0;
+    while (nlen <= hlen - i) {
+        if (h[i] == needle[0] && memcmp(h + i, needle, nlen) == 0)
+            return true;
+        do
+            i++;
+        while (i < hlen && ((unsigned char)h[i] & 0xC0) == 0x80);
+    }
+    return false;
+}
+
+static bool text_match(const struct store_text *t, enum store_text_field field,
+                       const char *name, const char *needle, size_t nlen)
+{
+    if (!t->header)
+        return false;
+    switch (field) {
+    case STORE_TEXT_BODY:
+        return text_find(t->body, t->body_len, needle, nlen);
+    case STORE_TEXT_TEXT:
+        return text_find(t->header, t->header_len, needle, nlen)
+               || text_find(t->body, t->body_len, needle, nlen);
+    case STORE_TEXT_HEADER:
+        return header_has(t->header, t->header_len, name, strlen(name), needle, nlen);
+    }
+    return false;
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* Whether the queue is short: then it is read first, each queued blob
+ * looked up among the mailbox's messages (index messages_blob), so a search
+ * pays nothing when the index has caught up. A long queue (after an upgrade
+ * from version 2) is probed from the mailbox's messages instead. */
+static const char SQL_QUEUE_SHORT[] =
+    "SELECT count(*) <= " STR(STORE_SEARCH_QUEUE_SCAN)
+    " FROM (SELECT 1 FROM index_queue LIMIT " STR(STORE_SEARCH_QUEUE_SCAN) " + 1)";
+static const char *const queued_sql[2] = {
+    "SELECT m.uid, b.id, b.data, b.size FROM messages m"
+    " CROSS JOIN index_queue q ON q.blob_id = m.blob_id CROSS JOIN blobs b ON b.id = m.blob_id"
+    " WHERE m.mailbox_id = ?1",
+    "SELECT m.uid, b.id, b.data, b.size FROM index_queue q"
+    " CROSS JOIN messages m ON m.blob_id = q.blob_id CROSS JOIN blobs b ON b.id = q.blob_id"
+    " WHERE m.mailbox_id = ?1",
+};
+
+static const char *const queued_day_sql[2] = {
+    "SELECT m.uid, p.date FROM messages m CROSS JOIN index_queue q ON q.blob_id = m.blob_id"
+    " LEFT JOIN parses p ON p.blob_id = m.blob_id WHERE m.mailbox_id = ?1",
+    "SELECT m.uid, p.date FROM index_queue q CROSS JOIN messages m ON m.blob_id = q.blob_id"
+    " LEFT JOIN parses p ON p.blob_id = q.blob_id WHERE m.mailbox_id = ?1",
+};
+
+/* Which of the queued_* statements: 1 when the queue is short. -1 on error. */
+static int queue_plan(sqlite3 *db)
+{
+    sqlite3_stmt *st = store_db_prepare(db, SQL_QUEUE_SHORT);
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    int plan = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : -1;
+    sqlite3_finalize(st);
+    if (plan < 0)
+        store_db_log(db, "search_queued");
+    return plan;
+}
+
+/* The UIDs of the mailbox's queued messages that match, in any order. */
+static int search_queued(sqlite3 *db, int64_t mailbox_id, enum store_text_field field,
+                         const char *name, const char *needle, size_t nlen, struct uid_list *out)
+{
+    int plan = queue_plan(db);
+    if (plan < 0)
+        return STORE_ERROR;
+    int rc;
+    sqlite3_stmt *st = store_db_prepare(db, queued_sql[plan]);
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, mailbox_id);
+    int r = STORE_OK;
+    int64_t last_blob = 0;
+    bool last_match = false;
+    while (r == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t blob = sqlite3_column_int64(st, 1);
+        if (blob != last_blob) {
+            /* One blob's messages come together from the queue: its text
+             * is made once for them. */
+            struct store_text t;
+            int tr = store_text_of_blob(sqlite3_column_blob(st, 2),
+                                        (size_t)sqlite3_column_bytes(st, 2),
+                                        (uint64_t)sqlite3_column_int64(st, 3), &t);
+            if (tr < 0)
+                r = STORE_ERROR;
+            last_match = tr == 0 && text_match(&t, field, name, needle, nlen);
+            last_blob = blob;
+            store_text_free(&t);
+        }
+        if (r == STORE_OK && last_match
+            && uid_push(out, (uint32_t)sqlite3_column_int64(st, 0)) != 0)
+            r = STORE_ERROR;
+    }
+    if (r == STORE_OK && rc != SQLITE_DONE) {
+        store_db_log(db, "search_queued");
+        r = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int uid_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Adds more (any order) to l (ascending): l stays ascending, without
+ * duplicates. */
+static int uid_merge(struct uid_list *l, struct uid_list *more)
+{
+    if (more->n == 0)
+        return STORE_OK;
+    qsort(more->v, more->n, sizeof(*more->v), uid_cmp);
+    size_t cap = l->n + more->n;
+    uint32_t *v = malloc(cap * sizeof(*v));
+    if (!v)
+        return STORE_ERROR;
+    size_t i = 0, j = 0, k = 0;
+    while (i < l->n || j < more->n) {
+        uint32_t x = j == more->n || (i < l->n && l->v[i] <= more->v[j]) ? l->v[i++]
+                                                                          : more->v[j++];
+        if (k == 0 || v[k - 1] != x)
+            v[k++] = x;
+    }
+    free(l->v);
+    l->v = v;
+    l->n = k;
+    l->cap = cap;
+    return STORE_OK;
+}
+
 /* Takes a pool reader; STORE_BUSY once store_close has begun. */
 static int search_db(struct store *s, int64_t mailbox_id, sqlite3 **db)
 {
@@ -569,10 +635,21 @@ int store_search_text(struct store *s, int64_t mailbox_id, enum store_text_field
     struct uid_list l = { 0 };
     r = r ? STORE_ERROR : search_db(s, mailbox_id, &db);
     if (r == STORE_OK && !no_field) {
-        const char *sql = field != STORE_TEXT_HEADER && flen == 0 ? SQL_ALL
-                        : search_sql[field][q.len > 0];
-        r = run_search(db, sql, mailbox_id, &q, field == STORE_TEXT_HEADER ? name : NULL,
-                       folded, flen, &l);
+        bool all = field != STORE_TEXT_HEADER && flen == 0;
+        const char *hname = field == STORE_TEXT_HEADER ? name : NULL;
+        /* The indexed messages and the queued ones from one snapshot: the
+         * indexer may move a blob from the queue to the index meanwhile. */
+        struct uid_list queued = { 0 };
+        r = store_db_exec(db, "BEGIN") == 0 ? STORE_OK : STORE_ERROR;
+        if (r == STORE_OK)
+            r = run_search(db, all ? SQL_ALL : search_sql[field][q.len > 0], mailbox_id, &q,
+                           hname, folded, flen, &l);
+        if (r == STORE_OK && !all)
+            r = search_queued(db, mailbox_id, field, hname, folded, flen, &queued);
+        store_tx_rollback(db); /* ends the read transaction */
+        if (r == STORE_OK)
+            r = uid_merge(&l, &queued);
+        free(queued.v);
     }
     buf_free(&q);
     free(folded);
@@ -604,22 +681,43 @@ int store_search_sent(struct store *s, int64_t mailbox_id, enum store_sent_op op
     int r = search_db(s, mailbox_id, &db);
     if (r != STORE_OK)
         return r;
-    struct uid_list l = { 0 };
-    sqlite3_stmt *st = store_db_prepare(db, sql[op]);
-    if (!st) {
-        r = STORE_ERROR;
-    } else {
+    struct uid_list l = { 0 }, queued = { 0 };
+    /* The indexed messages (blob_search) and the queued ones (their day
+     * read from the stored parse, as the indexer will) from one snapshot. */
+    r = store_db_exec(db, "BEGIN") == 0 ? STORE_OK : STORE_ERROR;
+    int plan = r == STORE_OK ? queue_plan(db) : -1;
+    for (int pass = 0; r == STORE_OK && pass < 2; pass++) {
+        sqlite3_stmt *st = plan < 0 ? NULL
+                         : store_db_prepare(db, pass == 0 ? sql[op] : queued_day_sql[plan]);
+        if (!st) {
+            r = STORE_ERROR;
+            break;
+        }
         sqlite3_bind_int64(st, 1, mailbox_id);
-        sqlite3_bind_int64(st, 2, d * 86400);
+        if (pass == 0)
+            sqlite3_bind_int64(st, 2, d * 86400);
         int rc;
-        while (r == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-            if (uid_push(&l, (uint32_t)sqlite3_column_int64(st, 0)) != 0)
+        while (r == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (pass == 1) {
+                const char *date = (const char *)sqlite3_column_text(st, 1);
+                int64_t sent;
+                if (!date || !store_date_day(date, &sent)
+                    || !(op == STORE_SENT_BEFORE ? sent < d * 86400
+                         : op == STORE_SENT_ON ? sent == d * 86400 : sent >= d * 86400))
+                    continue;
+            }
+            if (uid_push(pass == 0 ? &l : &queued, (uint32_t)sqlite3_column_int64(st, 0)) != 0)
                 r = STORE_ERROR;
+        }
         if (r == STORE_OK && rc != SQLITE_DONE) {
             store_db_log(db, "search_sent");
             r = STORE_ERROR;
         }
         sqlite3_finalize(st);
     }
+    store_tx_rollback(db); /* ends the read transaction */
+    if (r == STORE_OK)
+        r = uid_merge(&l, &queued);
+    free(queued.v);
     return search_done(s, db, r, &l, uids, n);
 }

@@ -6,7 +6,8 @@
  *       never holds a read transaction open between calls;
  *   ad  admin: synchronous writes (domains, users, aliases, queue), one
  *       transaction per call, serialised by ad_lock;
- *   wr  writer: owned by the writer thread (store_start_writer), group commit.
+ *   wr  writer: owned by the writer thread (store_start_writer), group commit,
+ *       and the search indexer in the writer's idle time (index.c).
  */
 #ifndef PETREL_STORE_INT_H
 #define PETREL_STORE_INT_H
@@ -31,16 +32,44 @@
 #define STORE_ZLIB_LEVEL 6
 
 /*
- * What the search index keeps of one blob (search.c), made off the writer
- * (prepare() on the pool, or the migration's backfill): the header and body
- * text folded with mime_casefold, and the day of its Date: field.
+ * The search indexer (index.c, docs/store.md "The indexer"): deliveries and
+ * appends only queue a new blob (index_queue); the writer thread builds its
+ * text and blob_search rows later, in batches, when its own queue is empty:
+ *
+ * - quiet writer (no item in flight, none written for STORE_INDEX_QUIET_MS):
+ *   batches back to back, so a burst of mail pays nothing for the index,
+ *   which catches up after it;
+ * - busy writer, but the index behind for STORE_INDEX_LATE_MS: batches in
+ *   at most 1 / STORE_INDEX_SHARE of the writer's time, so a steady load
+ *   cannot leave the index behind for good.
+ *
+ * A batch stops after STORE_INDEX_BUDGET_US of work or STORE_INDEX_BATCH_MAX
+ * blobs, or as soon as a writer
+ * item is queued once it has done STORE_INDEX_MIN_US, or when the writer
+ * stops or the indexer is paused; a delivery thus waits for at most the
+ * rest of one blob and one commit without fsync. A batch that failed is
+ * retried after STORE_INDEX_RETRY_MS.
+ */
+#define STORE_INDEX_QUIET_MS 5
+#define STORE_INDEX_LATE_MS 10000
+#define STORE_INDEX_SHARE 4
+#define STORE_INDEX_BUDGET_US 10000
+#define STORE_INDEX_BATCH_MAX 1024    /* blobs */
+#define STORE_INDEX_MIN_US 1000
+#define STORE_INDEX_RETRY_MS 1000
+/* A search checks the blobs not indexed yet by reading the queue first when
+ * it holds at most this many, else by walking the mailbox (search.c). */
+#define STORE_SEARCH_QUEUE_SCAN 4096
+
+/*
+ * The search text of one blob (search.c): the header and body text folded
+ * with mime_casefold. Made by the indexer, or by a search for a message
+ * not indexed yet.
  */
 struct store_text {
     char *header;               /* "name: value\n" lines; NULL: no text row */
     char *body;
     size_t header_len, body_len;
-    bool has_day;
-    int64_t day;                /* unix seconds, 00:00 UTC of the date written */
 };
 
 /* What a writer item does; OP_DELIVER and OP_APPEND are prepared on the
@@ -87,9 +116,8 @@ struct store_item {
     char *parse;
     size_t parse_len;
     char *date, *subject, *from, *message_id;
-    struct store_text text;     /* for the search index (search.c) */
-    int64_t new_blob;           /* writer: the blob this item created, whose
-                                 * text row is inserted at the end of the group */
+    int64_t new_blob;           /* writer: the blob this item created (queued
+                                 * for the indexer) */
 
     /* IMAP operations (imap.c) */
     int64_t user_id;
@@ -131,6 +159,8 @@ struct store_wctx {
     sqlite3_stmt **deliver;     /* deliver.c's own table */
     struct { const char *sql; sqlite3_stmt *st; } *cache;
     size_t n_cache, cap_cache;
+    bool sync_normal;           /* db may be at synchronous=NORMAL (an index
+                                 * batch): FULL again before any group */
 };
 
 struct store_sub {
@@ -160,7 +190,9 @@ struct store {
     struct store_item *done_head, *done_tail; /* written, for the loop */
     unsigned inflight;          /* accepted, not yet through the writer */
     bool stopping;              /* writer: exit once the queue is empty */
-    struct store_stats stats;
+    struct store_stats stats;   /* index_pending: exact when 0, may count
+                                 * blobs deleted before the indexer saw them */
+    bool index_paused;          /* store_index_pause: no index batch */
     /* Reader connections for the thread pool (store_fetch, the searches):
      * the free list, how many are handed out, the fetches queued or running;
      * store_close waits until the last two are 0 (fetch_cond), then sets
@@ -235,27 +267,35 @@ int64_t store_blob_ref(struct store_wctx *w, struct store_item *it, int64_t refs
 sqlite3_stmt *store_wstmt(struct store_wctx *w, const char *sql);
 int store_wstep(sqlite3_stmt *st);
 
-/* search.c: the search index of one blob (see struct store_text). */
+/* search.c: the search text of one blob (see struct store_text). */
 #define STORE_TEXT_CAP MIME_TEXT_CAP  /* header + body text bytes per blob */
 /* Fills t from data[0, len) and its parse m (NULL, when the message could
  * not be parsed: t stays empty, no text row). -1 when out of memory (t is
  * then empty). */
 int store_text_make(const struct mime_message *m, const char *data, size_t len,
                     struct store_text *t);
+/* The same from a stored blob (zlib stream z of size raw bytes): inflate,
+ * mime_parse, store_text_make. 0; 1 when the blob cannot be inflated (t
+ * empty, logged); -1 when out of memory. */
+int store_text_of_blob(const void *z, size_t zlen, uint64_t size, struct store_text *t);
 void store_text_free(struct store_text *t);
-/* The statements that store t for a blob (?1): its blob_search row (?2 the
- * day) and its text row (?2 header, ?3 body). store_text_insert binds and
- * steps those that are not NULL (the text row only when t has text), and
- * drops its references to t. 0 or -1. */
-#define STORE_SQL_SEARCH_ADD \
-    "INSERT OR REPLACE INTO blob_search(blob_id, sent_day) VALUES (?1, ?2)"
-#define STORE_SQL_TEXT_ADD \
-    "INSERT OR REPLACE INTO blob_text(rowid, header, body) VALUES (?1, ?2, ?3)"
-int store_text_insert(sqlite3_stmt *search_add, sqlite3_stmt *text_add, int64_t blob,
-                      const struct store_text *t);
-/* Migration 3: indexes every blob that has no blob_search row yet, inside
- * the migration's transaction on db. 0, or -1 with a message in err. */
-int store_text_backfill(sqlite3 *db, char *err, size_t errlen);
+/* The day written in a Date: value (the stored parse's parses.date), unix
+ * seconds of 00:00 UTC; false when there is none or it cannot be read
+ * (RFC 3501 SENT* keys, the indexer's blob_search rows). */
+bool store_date_day(const char *value, int64_t *day);
+
+/* index.c: the indexer (see STORE_INDEX_BUDGET_US). store_index_batch runs
+ * one batch in its own transaction on the writer's connection: the oldest
+ * queued blobs get their text and blob_search rows and leave the queue. *drained is set when
+ * the queue was found empty. STORE_OK or STORE_ERROR (rolled back or
+ * partly done; logged). Writer thread only. */
+int store_index_batch(struct store *s, struct store_wctx *w, unsigned *indexed, bool *drained);
+/* The number of queued blobs (at writer start); -1 on error. */
+int64_t store_index_count(sqlite3 *db);
+/* Test hook (not in store.h): while paused the writer starts no index batch
+ * and stops a running one after its current blob, so a search sees blobs
+ * not indexed yet. Any thread. */
+void store_index_pause(struct store *s, bool paused);
 
 /* imap.c: writer side and completion of the IMAP operations. */
 int store_imap_apply(struct store_wctx *w, struct store_item *it);

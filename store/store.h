@@ -244,11 +244,23 @@ int store_message_read(struct store *s, int64_t mailbox_id, uint32_t uid,
  * Counters of the writer since store_start_writer: transactions committed
  * and deliveries (store_deliver calls) they carried. Group commit makes
  * transactions < deliveries under load. Any thread.
+ *
+ * The search index is built after the commit, off the delivery path, by the
+ * writer between its groups (docs/store.md "The indexer"); searches are exact
+ * meanwhile (they read the text of messages not indexed yet). index_pending
+ * is the indexing lag: new blobs (one per distinct message) waiting for the
+ * indexer, counted at store_start_writer and by the writer since. It is
+ * exact when 0 ("caught up"); otherwise it may still count blobs deleted
+ * (expunged) before the indexer reached them, until it finds the queue
+ * empty.
  */
 struct store_stats {
-    uint64_t transactions;
+    uint64_t transactions; /* writer operation groups, not index batches */
     uint64_t deliveries;
     uint64_t ops;          /* every writer operation, deliveries included */
+    uint64_t indexed;      /* blobs the indexer took from its queue */
+    uint64_t index_pending; /* blobs waiting for the indexer (see above) */
+    uint64_t index_batches; /* index transactions committed */
 };
 void store_stats(struct store *s, struct store_stats *out);
 
@@ -364,11 +376,13 @@ int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what
  * folded with mime_casefold (Unicode simple case folding, so "GRÜẞE"
  * finds "Grüße" but "SS" does not find "ß") and compared byte for byte;
  * '%', '_', '*' and '"' are ordinary characters. The text is what
- * mime_text_extract makes of the message at delivery: header values
- * unfolded with RFC 2047 words decoded, body parts transfer-decoded and
+ * mime_text_extract makes of the message: header values unfolded with
+ * RFC 2047 words decoded, body parts transfer-decoded and
  * converted to UTF-8, HTML without markup, attached messages included in
  * the body; at most MIME_TEXT_CAP (1 MiB) of header and body text per
- * message is searchable.
+ * message is searchable. Every message committed before the call is
+ * searched, also one whose text the indexer has not reached yet (its text
+ * is then extracted during the search, with the same rules).
  *
  * STORE_TEXT_BODY   the body text (BODY);
  * STORE_TEXT_TEXT   the header text or the body text (TEXT);

@@ -1,12 +1,20 @@
 /*
  * test_store_search.c — the IMAP SEARCH index of the store (schema
- * migration 3): BODY / TEXT / HEADER (FROM, TO, SUBJECT ...) over decoded
- * text (base64, quoted-printable, ISO-8859-1, UTF-8, RFC 2047 words,
+ * migrations 3 and 4): BODY / TEXT / HEADER (FROM, TO, SUBJECT ...) over
+ * decoded text (base64, quoted-printable, ISO-8859-1, UTF-8, RFC 2047 words,
  * multipart, HTML), case folding, short needles, LIKE and FTS5 specials
  * taken literally, field-exact HEADER, SENTBEFORE / SENTON / SENTSINCE, one
  * index row per blob (dedup, deletion with the blob, failed items), the
- * backfill of a version 2 database, the text cap, and a search made on a
- * libuv pool thread. Real on-disk database, writer thread on a real loop.
+ * upgrade of a version 2 or 3 database, the text cap, and a search made on
+ * a libuv pool thread. Real on-disk database, writer thread on a real loop.
+ *
+ * The index is built after the delivery by the indexer (store/index.c). The
+ * matching tests run twice: once with the indexer paused (store_index_pause,
+ * "(lag)" in the name), so that every message is searched through its text
+ * made on the fly, and once after the indexer has caught up, through the
+ * index; both must give the same answers. Other tests: searches racing the
+ * indexer, a mix of indexed and queued messages, blobs left queued by a
+ * stop or a crash, and store_close stopping a busy indexer promptly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,9 +33,27 @@
 
 #include "core/core.h"
 #include "mime/mime.h"
+#include "store/store-int.h"   /* store_index_pause */
 #include "store/store.h"
 
 static char tmpdir[] = "/tmp/petrel-ssearch-XXXXXX";
+
+/* The "(lag)" runs: the indexer is paused from the store's start. */
+static bool lag;
+
+static int lag_on(void **state)
+{
+    (void)state;
+    lag = true;
+    return 0;
+}
+
+static int lag_off(void **state)
+{
+    (void)state;
+    lag = false;
+    return 0;
+}
 
 struct fx {
     char dir[512];
@@ -92,6 +118,8 @@ static void fx_start(struct fx *f)
     if (store_open(f->dir, &f->s, err, sizeof err) != 0)
         fail_msg("store_open: %s", err);
     assert_int_equal(store_start_writer(f->s, &f->loop), STORE_OK);
+    if (lag)
+        store_index_pause(f->s, true);
 }
 
 static struct fx *fx_open(const char *name)
@@ -132,6 +160,32 @@ static void wait_all(struct fx *f)
 {
     while (f->pending > 0)
         uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static struct store_stats stats(struct fx *f)
+{
+    struct store_stats st;
+    store_stats(f->s, &st);
+    return st;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Waits until the indexer has caught up (index_pending 0). */
+static void wait_indexed(struct fx *f)
+{
+    double t0 = now_s();
+    while (stats(f).index_pending > 0) {
+        if (now_s() - t0 > 60)
+            fail_msg("the indexer did not catch up: %llu pending",
+                     (unsigned long long)stats(f).index_pending);
+        usleep(1000);
+    }
 }
 
 static int64_t db_int(struct fx *f, const char *sql)
@@ -399,6 +453,12 @@ static struct fx *fx_mail(const char *name)
     deliver(f, M_MULTI);
     deliver(f, M_ASCTIME);
     deliver(f, M_BADDATE);
+    if (!lag)
+        wait_indexed(f);
+    /* Searched through the index, or every message through its text. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), lag ? 0 : 6);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), lag ? 6 : 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), lag ? 0 : 6);
     return f;
 }
 
@@ -594,21 +654,25 @@ static void test_dedup_and_gc(void **state)
     assert_int_equal(deliver_to(f, M_B64, both, 2), STORE_OK);
     int64_t bob_inbox = mailbox_id(f, f->bob, "INBOX");
     assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 1);
     assert_string_equal(BODY(f, "münchen"), "1");
     assert_string_equal(search(f, bob_inbox, STORE_TEXT_BODY, NULL, "münchen"), "1");
+    wait_indexed(f);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
     /* The same bytes appended again: the blob and its index row are shared. */
     int64_t archive = mailbox_id(f, f->alice, "Archive");
     assert_int_equal(append(f, f->alice, "Archive", M_B64), 1);
     assert_string_equal(search(f, archive, STORE_TEXT_HEADER, "subject", "GRÜSSE"), "");
     assert_string_equal(search(f, archive, STORE_TEXT_HEADER, "subject", "GRÜẞE"), "1");
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
     /* An appended message of its own is indexed. */
     int64_t drafts = mailbox_id(f, f->alice, "Drafts");
     assert_int_equal(append(f, f->alice, "Drafts", M_QP), 1);
     assert_string_equal(search(f, drafts, STORE_TEXT_BODY, NULL, "crème"), "1");
     assert_string_equal(search(f, drafts, STORE_TEXT_BODY, NULL, "münchen"), "");
+    wait_indexed(f);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 2);
     /* The row stays while one reference does, and goes with the blob. */
     expunge_all(f, f->inbox, 1);
@@ -621,12 +685,26 @@ static void test_dedup_and_gc(void **state)
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
     assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "münchen"), "");
-    /* Deleting a user drops its blobs' rows too (admin connection). */
+    /* Deleting a user drops its blobs' rows too (admin connection), */
     deliver(f, M_PLAIN);
+    wait_indexed(f);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
+    /* and the queue row of a blob not indexed yet. */
+    store_index_pause(f->s, true);
+    assert_int_equal(deliver_to(f, M_QP, &f->bob, 1), STORE_OK);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 1);
+    assert_int_equal(store_user_del(f->s, "bob@example.test"), STORE_OK);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 0);
+    /* The writer's count still has it, until the indexer finds the queue
+     * empty. */
+    assert_int_equal(stats(f).index_pending, 1);
+    store_index_pause(f->s, false);
+    wait_indexed(f);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
     db_exec(f, "INSERT INTO blob_text(blob_text) VALUES ('integrity-check')");
     fx_close(&f);
 }
@@ -639,9 +717,10 @@ static void test_failed_item(void **state)
     assert_int_equal(store_user_add(f->s, "carol@example.test", "$h$", "scram", 10), STORE_OK);
     int64_t carol = user_id(f, "carol@example.test");
     assert_int_equal(deliver_to(f, M_PLAIN, &carol, 1), STORE_QUOTA);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
-    /* A group of many: the text rows are written once for the group. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(stats(f).index_pending, 0);
+    /* A group of many, the failed ones in it. */
     static struct res r[40];
     static char msgs[40][128];
     for (int i = 0; i < 40; i++) {
@@ -657,8 +736,11 @@ static void test_failed_item(void **state)
     wait_all(f);
     for (int i = 0; i < 40; i++)
         assert_int_equal(r[i].result, i % 4 == 3 ? STORE_QUOTA : STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 30);
+    wait_indexed(f);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 30);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 30);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(stats(f).indexed, 30);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text t WHERE NOT EXISTS"
                                " (SELECT 1 FROM blobs b WHERE b.id = t.rowid)"), 0);
     /* The group's UIDs follow the order prepare() finished in. */
@@ -671,41 +753,75 @@ static void test_failed_item(void **state)
     fx_close(&f);
 }
 
-/* A version 2 database (before the index) is indexed by migration 3. */
-static void test_migration_backfill(void **state)
+/*
+ * A version 2 database (before the index): migrations 3 and 4 queue every
+ * blob for the indexer, without reading any message; searches are right
+ * before the indexer has run (SENT* from the stored parse), and after.
+ */
+static void test_migration_upgrade(void **state)
 {
     (void)state;
-    struct fx *f = fx_mail("backfill");
+    struct fx *f = fx_mail("upgrade");
     uint32_t drafts_uid = append(f, f->alice, "Drafts", "Subject: draft\r\n\r\nunsent words\r\n");
     assert_int_equal(drafts_uid, 1);
     fx_stop(f);
-    /* What migration 3 adds, taken away again: the v2 schema and data. */
+    /* What migrations 3 and 4 add, taken away again: the v2 schema and
+     * data, and a blob that cannot be inflated. */
     db_exec(f, "DROP TRIGGER blobs_text_gc; DROP TABLE blob_text; DROP TABLE blob_search;"
+               " DROP TABLE index_queue;"
                " INSERT INTO blobs(sha256, data, size, refcount)"
                "   VALUES (randomblob(32), x'0102', 40, 1);"
                " PRAGMA user_version = 2;");
+    bool was = lag;
+    lag = true; /* paused from the start */
     fx_start(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 3);
-    /* Every blob has its blob_search row; the unreadable one no text. */
+    lag = was;
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 4);
+    /* Every blob is queued, nothing indexed yet. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 8);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
+    int64_t drafts = mailbox_id(f, f->alice, "Drafts");
+    for (int round = 0; round < 2; round++) {
+        assert_string_equal(BODY(f, "grüße"), "2 5");
+        assert_string_equal(BODY(f, "crème"), "3");
+        assert_string_equal(HEADER(f, "from", "bob"), "5");
+        assert_string_equal(HEADER(f, "X-Empty", ""), "1");
+        assert_string_equal(sent(f, STORE_SENT_ON, day_of(2026, 3, 4)), "4 5");
+        assert_string_equal(sent(f, STORE_SENT_ON, day_of(2026, 3, 3)), "2");
+        assert_string_equal(sent(f, STORE_SENT_BEFORE, day_of(9999, 1, 1)), "1 2 4 5");
+        assert_string_equal(search(f, drafts, STORE_TEXT_TEXT, NULL, "UNSENT"), "1");
+        if (round == 0) {
+            assert_int_equal(stats(f).index_pending, 8);
+            store_index_pause(f->s, false);
+            wait_indexed(f);
+        }
+    }
+    /* The unreadable blob left the queue without a text row. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 8);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 7);
-    assert_string_equal(BODY(f, "grüße"), "2 5");
-    assert_string_equal(BODY(f, "crème"), "3");
-    assert_string_equal(HEADER(f, "from", "bob"), "5");
-    assert_string_equal(HEADER(f, "X-Empty", ""), "1");
-    assert_string_equal(sent(f, STORE_SENT_ON, day_of(2026, 3, 4)), "4 5");
-    int64_t drafts = mailbox_id(f, f->alice, "Drafts");
-    assert_string_equal(search(f, drafts, STORE_TEXT_TEXT, NULL, "UNSENT"), "1");
+    assert_int_equal(stats(f).indexed, 8);
     /* Deliveries after the migration are indexed as usual. */
     deliver(f, "Subject: later\r\n\r\nafter the migration\r\n");
     assert_string_equal(BODY(f, "after the"), "7");
-    /* Running migration 3 again is harmless. */
+    wait_indexed(f);
+    /* Running migrations 3 and 4 again is harmless. */
     fx_stop(f);
     db_exec(f, "PRAGMA user_version = 2");
     fx_start(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 3);
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 4);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 8);
     assert_string_equal(BODY(f, "grüße"), "2 5");
+    /* A version 3 database (indexed at delivery) has nothing to queue. */
+    fx_stop(f);
+    db_exec(f, "DROP TABLE index_queue; PRAGMA user_version = 3");
+    fx_start(f);
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 4);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 9);
+    assert_string_equal(BODY(f, "after the"), "7");
     db_exec(f, "INSERT INTO blob_text(blob_text) VALUES ('integrity-check')");
     fx_close(&f);
 }
@@ -726,8 +842,13 @@ static void test_cap(void **state)
     free(msg);
     assert_string_equal(BODY(f, "startmarker"), "1");
     assert_string_equal(BODY(f, "endmarker"), "");
-    assert_true(db_int(f, "SELECT length(header) + length(body) FROM blob_text")
-                <= MIME_TEXT_CAP);
+    if (!lag) {
+        wait_indexed(f);
+        assert_string_equal(BODY(f, "startmarker"), "1");
+        assert_string_equal(BODY(f, "endmarker"), "");
+        assert_true(db_int(f, "SELECT length(header) + length(body) FROM blob_text")
+                    <= MIME_TEXT_CAP);
+    }
     fx_close(&f);
 }
 
@@ -822,6 +943,219 @@ static void test_pool_thread(void **state)
     fx_close(&f);
 }
 
+/* Indexed and queued messages in one mailbox, one answer. */
+static void test_lag_mixed(void **state)
+{
+    (void)state;
+    struct fx *f = fx_open("mixed");
+    deliver(f, M_PLAIN);                       /* 1 */
+    deliver(f, M_B64);                         /* 2 */
+    wait_indexed(f);
+    store_index_pause(f->s, true);
+    deliver(f, M_QP);                          /* 3, queued */
+    deliver(f, M_ASCTIME);                     /* 4, queued */
+    deliver(f, M_PLAIN);                       /* 5: 1's blob, indexed */
+    deliver(f, "Subject: fresh\r\n\r\nGrüße, fresh words\r\n"); /* 6, queued */
+    deliver(f, "Subject: fresh\r\n\r\nGrüße, fresh words\r\n"); /* 7: 6's blob */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 3);
+    assert_int_equal(stats(f).index_pending, 3);
+    /* A queued message copied to another mailbox is found there too. */
+    int64_t archive = mailbox_id(f, f->alice, "Archive");
+    uint32_t four[] = { 4 };
+    struct res r = { .f = f };
+    f->pending++;
+    assert_int_equal(store_copy(f->s, f->inbox, four, 1, archive, false, NULL, NULL), STORE_OK);
+    (void)r;
+    f->pending--;
+    for (int round = 0; round < 2; round++) {
+        assert_string_equal(BODY(f, "grüße"), "2 4 6 7");
+        assert_string_equal(BODY(f, "ü"), "2 4 6 7");
+        assert_string_equal(BODY(f, "bananas"), "1 5");
+        assert_string_equal(TEXT(f, "fresh"), "6 7");
+        assert_string_equal(TEXT(f, "carol"), "1 5");
+        assert_string_equal(TEXT(f, "q"), "1 3 5");
+        assert_string_equal(HEADER(f, "subject", "fresh"), "6 7");
+        assert_string_equal(HEADER(f, "from", "bob"), "4");
+        assert_string_equal(HEADER(f, "Cc", ""), "1 5");
+        assert_string_equal(HEADER(f, "Subject", ""), "1 2 3 4 5 6 7");
+        assert_string_equal(BODY(f, ""), "1 2 3 4 5 6 7");
+        assert_string_equal(BODY(f, "nothing like it"), "");
+        assert_string_equal(sent(f, STORE_SENT_ON, day_of(2026, 3, 4)), "4");
+        if (round == 0) {
+            /* The copy is done once its commit is: wait for it. */
+            while (db_int(f, "SELECT count(*) FROM messages") < 8)
+                uv_run(&f->loop, UV_RUN_ONCE);
+            assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "ascii"), "1");
+            store_index_pause(f->s, false);
+            wait_indexed(f);
+            assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+        }
+    }
+    assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "ascii"), "1");
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 5);
+    fx_close(&f);
+}
+
+/*
+ * A queue longer than STORE_SEARCH_QUEUE_SCAN (after an upgrade): searches
+ * walk the mailbox instead of the queue, with the same answers.
+ */
+static void test_long_queue(void **state)
+{
+    (void)state;
+    lag = true;
+    struct fx *f = fx_mail("longqueue");
+    lag = false;
+    /* Blobs of no mailbox of alice's (a copy of the first one's bytes). */
+    db_exec(f, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 4200)"
+               " INSERT INTO blobs(sha256, data, size, refcount)"
+               " SELECT randomblob(32), (SELECT data FROM blobs WHERE id = 1),"
+               "   (SELECT size FROM blobs WHERE id = 1), 1 FROM k;"
+               " INSERT INTO index_queue(blob_id) SELECT id FROM blobs WHERE id > 6;");
+    assert_true(db_int(f, "SELECT count(*) FROM index_queue") > STORE_SEARCH_QUEUE_SCAN);
+    for (int round = 0; round < 2; round++) {
+        assert_string_equal(BODY(f, "grüße"), "2 5");
+        assert_string_equal(BODY(f, "ü"), "2 5");
+        assert_string_equal(TEXT(f, "carol"), "1 6");
+        assert_string_equal(HEADER(f, "from", "bob"), "5");
+        assert_string_equal(HEADER(f, "Subject", ""), "1 2 3 4 5 6");
+        assert_string_equal(sent(f, STORE_SENT_ON, day_of(2026, 3, 4)), "4 5");
+        assert_string_equal(sent(f, STORE_SENT_BEFORE, day_of(2026, 3, 3)), "1");
+        if (round == 0) {
+            store_index_pause(f->s, false);
+            wait_indexed(f);
+            assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+        }
+    }
+    fx_close(&f);
+}
+
+/*
+ * With the indexer running: each message is searched right after its
+ * delivery's callback, while the indexer moves blobs from the queue to the
+ * index; every search must see every message delivered so far, once.
+ */
+static void test_race(void **state)
+{
+    (void)state;
+    struct fx *f = fx_open("race");
+    enum { N = 150 };
+    char want[N * 5] = "";
+    size_t wl = 0;
+    for (int i = 0; i < N; i++) {
+        char msg[256], word[32];
+        snprintf(msg, sizeof msg, "Subject: race %d\r\n\r\ncommon text, unique%dx\r\n", i, i);
+        deliver(f, msg);
+        snprintf(word, sizeof word, "unique%dx", i);
+        char one[16];
+        snprintf(one, sizeof one, "%d", i + 1);
+        assert_string_equal(BODY(f, word), one);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%d", i ? " " : "", i + 1);
+        assert_string_equal(BODY(f, "common text"), want);
+        assert_string_equal(HEADER(f, "subject", "race"), want);
+    }
+    wait_indexed(f);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), N);
+    assert_string_equal(BODY(f, "common text"), want);
+    fx_close(&f);
+}
+
+/* Blobs left unindexed (by a crash, or a stop) are indexed at the next start. */
+static void test_leftover(void **state)
+{
+    (void)state;
+    struct fx *f = fx_mail("leftover");
+    fx_stop(f);
+    /* As a crash between a delivery and its index batch leaves them. */
+    db_exec(f, "DELETE FROM blob_text WHERE rowid IN (SELECT id FROM blobs WHERE id % 2 = 0);"
+               " INSERT INTO index_queue(blob_id) SELECT id FROM blobs WHERE id % 2 = 0;");
+    lag = true;
+    fx_start(f);
+    lag = false;
+    assert_int_equal(stats(f).index_pending, 3);
+    assert_string_equal(BODY(f, "grüße"), "2 5");
+    assert_string_equal(TEXT(f, "carol"), "1 6");
+    store_index_pause(f->s, false);
+    wait_indexed(f);
+    assert_int_equal(stats(f).indexed, 3);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 6);
+    assert_string_equal(BODY(f, "grüße"), "2 5");
+    assert_string_equal(TEXT(f, "carol"), "1 6");
+    fx_close(&f);
+}
+
+/*
+ * store_close stops a busy indexer after its current blob: the rest stays
+ * queued for the next start. Also times the indexer (STORE_TEST_VERBOSE).
+ */
+static void test_close_prompt(void **state)
+{
+    (void)state;
+    struct fx *f = fx_open("close");
+    enum { N = 1200 };
+    static char msgs[N][4200];
+    static struct res r[N];
+    static const char words[] = "lorem ipsum dolor sit amet consectetur adipiscing elit sed "
+                                "do eiusmod tempor incididunt ut labore et dolore magna ";
+    store_index_pause(f->s, true);
+    double t0 = now_s();
+    for (int i = 0; i < N; i++) {
+        int k = snprintf(msgs[i], sizeof msgs[i], "Subject: prose %d\r\n\r\n", i);
+        unsigned seed = (unsigned)i * 2654435761u + 1;
+        while (k < 4096) {
+            k += snprintf(msgs[i] + k, sizeof msgs[i] - (size_t)k, "%08d ", i);
+            for (int col = 9; col < 72; col++) {
+                seed = seed * 1103515245u + 12345u;
+                msgs[i][k++] = words[(seed >> 8) % (sizeof words - 12)];
+            }
+            msgs[i][k++] = '\r';
+            msgs[i][k++] = '\n';
+        }
+        msgs[i][k] = '\0';
+        struct store_delivery d = {
+            .data = msgs[i], .len = (size_t)k, .internal_date = 1, .mail_from = "",
+            .user_ids = &f->alice, .n_users = 1,
+        };
+        r[i] = (struct res){ .f = f };
+        f->pending++;
+        assert_int_equal(store_deliver(f->s, &d, on_done, &r[i]), STORE_OK);
+    }
+    wait_all(f);
+    double t1 = now_s();
+    assert_int_equal(stats(f).index_pending, N);
+    /* UIDs follow the order prepare() finished in: one of them. */
+    char uid777[16];
+    snprintf(uid777, sizeof uid777, "%s", BODY(f, "00000777 "));
+    assert_true(*uid777 && !strchr(uid777, ' '));
+    store_index_pause(f->s, false);
+    usleep(100 * 1000);
+    double t2 = now_s();
+    fx_stop(f);
+    double t3 = now_s();
+    int64_t left = db_int(f, "SELECT count(*) FROM index_queue");
+    if (getenv("STORE_TEST_VERBOSE"))
+        fprintf(stderr, "close: %d deliveries in %.3f s; store_close %.1f ms after 100 ms of"
+                " indexing, %lld of %d left queued\n", N, t1 - t0, (t3 - t2) * 1e3,
+                (long long)left, N);
+    assert_true(left > 0 && left < N);
+    assert_true(t3 - t2 < 1.0);
+    /* The next start takes over. */
+    fx_start(f);
+    assert_string_equal(BODY(f, "00000777 "), uid777);
+    t0 = now_s();
+    wait_indexed(f);
+    t1 = now_s();
+    if (getenv("STORE_TEST_VERBOSE"))
+        fprintf(stderr, "indexer: %lld blobs in %.3f s (%llu batches)\n", (long long)left,
+                t1 - t0, (unsigned long long)stats(f).index_batches);
+    assert_int_equal(stats(f).indexed, (uint64_t)left);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), N);
+    assert_string_equal(BODY(f, "00000777 "), uid777);
+    fx_close(&f);
+}
+
+#define LAG_TEST(fn) { #fn " (lag)", fn, lag_on, lag_off, NULL }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,10 +1166,22 @@ int main(void)
         cmocka_unit_test(test_sent_forms),
         cmocka_unit_test(test_dedup_and_gc),
         cmocka_unit_test(test_failed_item),
-        cmocka_unit_test(test_migration_backfill),
+        cmocka_unit_test(test_migration_upgrade),
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_pool_thread),
+        LAG_TEST(test_body),
+        LAG_TEST(test_short_and_special),
+        LAG_TEST(test_header),
+        LAG_TEST(test_sent),
+        LAG_TEST(test_sent_forms),
+        LAG_TEST(test_cap),
+        LAG_TEST(test_pool_thread),
+        cmocka_unit_test(test_lag_mixed),
+        cmocka_unit_test(test_long_queue),
+        cmocka_unit_test(test_race),
+        cmocka_unit_test(test_leftover),
+        cmocka_unit_test(test_close_prompt),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
