@@ -77,9 +77,6 @@ struct pop3_session {
 
     struct pop3_maildrop drop;
     struct pop3_stream *stream;    /* RETR/TOP being written */
-    size_t fetch_index;            /* RETR/TOP waiting for store_fetch */
-    bool fetch_top;
-    uint32_t fetch_lines;
     struct pop3_update upd;
 
     unsigned pending;         /* store callbacks that will still arrive */

@@ -362,6 +362,29 @@ int store_fetch(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned what
                 store_fetch_cb cb, void *arg);
 
 /*
+ * A message read in pieces, for responses too big to hold at once (POP3
+ * RETR): store_stream_read inflates the next piece of at most
+ * STORE_STREAM_PIECE bytes on the thread pool and hands it to cb on the
+ * loop (data valid until the next read or the close). After the piece for
+ * which store_stream_ended() is true, the message is complete. One read at
+ * a time. STORE_NOTFOUND when the message (or, later, its stored bytes)
+ * was expunged meanwhile; STORE_ERROR on a read or a corrupt blob. Memory
+ * per stream stays under 200 KB whatever the message size.
+ * store_stream_close may be called with a read in flight: its callback
+ * then never runs. Needs store_start_writer (the loop).
+ */
+#define STORE_STREAM_PIECE (128 * 1024)
+struct store_stream;
+typedef void (*store_stream_cb)(void *arg, int result, const char *data, size_t len);
+int store_stream_open(struct store *s, int64_t mailbox_id, uint32_t uid,
+                      struct store_stream **out);
+int store_stream_read(struct store_stream *st, store_stream_cb cb, void *arg);
+bool store_stream_ended(const struct store_stream *st);
+/* The message's size in bytes, known after the first read. */
+uint64_t store_stream_size(const struct store_stream *st);
+void store_stream_close(struct store_stream **st);
+
+/*
  * SEARCH (RFC 3501 / RFC 9051 §6.4.4), one key at a time: the IMAP side
  * combines the UID lists (AND, OR, NOT, sequence sets). Both calls are
  * synchronous and may run on any thread, a libuv pool thread included (they

@@ -620,11 +620,13 @@ def test_25mb_retr_streams_without_stalling(make_server):
     served_in = time.monotonic() - t0
     grown = rss_kb(server.proc.pid) - before
     assert served_in < 5, served_in
-    # One copy of the message (store_fetch) and a bounded output queue, not
-    # a second, stuffed copy queued for the slow reader. (ASan's quarantine
-    # keeps freed memory resident: no figure to check under `make sanitize`.)
+    # The message is read in pieces (store_stream), so the server holds one
+    # piece, a bounded output queue (max_output_buffer, 1 MB), the readers'
+    # SQLite page cache and first-touched pool stacks: measured about 6 MB,
+    # not the 25 MB message. (ASan's quarantine keeps freed memory
+    # resident: no figure to check under `make sanitize`.)
     if not sanitized(server):
-        assert grown < 1.5 * len(stored) / 1024, f"server grew by {grown} KB during a 25 MB RETR"
+        assert grown < 12 * 1024, f"server grew by {grown} KB during a 25 MB RETR"
     h = hashlib.sha256()
     data = r.buf
     line_end = data.index(b"\r\n") if b"\r\n" in data else -1

@@ -806,6 +806,132 @@ static void test_read_exact(void **state)
     fx_close(&f);
 }
 
+/* ------------------------------------------------- reading in pieces */
+
+struct piece_sink {
+    char *buf;
+    size_t len, cap;
+    unsigned pieces, pending;
+    int result;
+};
+
+static void on_piece(void *arg, int result, const char *data, size_t len)
+{
+    struct piece_sink *k = arg;
+    k->result = result;
+    k->pending--;
+    if (result != STORE_OK)
+        return;
+    assert_true(len <= STORE_STREAM_PIECE);
+    assert_true(k->len + len <= k->cap);
+    memcpy(k->buf + k->len, data, len);
+    k->len += len;
+    k->pieces++;
+}
+
+/* One piece; returns its result. */
+static int stream_step(struct fx *f, struct store_stream *st, struct piece_sink *k)
+{
+    k->pending = 1;
+    assert_int_equal(store_stream_read(st, on_piece, k), STORE_OK);
+    assert_int_equal(store_stream_read(st, on_piece, k), STORE_INVALID); /* one at a time */
+    wait_pending(f, &k->pending);
+    return k->result;
+}
+
+static void on_expunged(void *arg, int result, const uint32_t *uids, size_t n, uint64_t modseq)
+{
+    (void)uids, (void)modseq;
+    assert_int_equal(result, STORE_OK);
+    assert_int_equal(n, 1);
+    (*(unsigned *)arg)--;
+}
+
+static void test_stream(void **state)
+{
+    (void)state;
+    struct fx *f = fx_open("stream", true);
+    assert_int_equal(store_domain_add(f->s, "example.test"), STORE_OK);
+    add_user(f, "alice@example.test", 0);
+    int64_t id = user_id(f, "alice@example.test");
+    /* 3 MB that compress poorly enough to take many blob reads. */
+    size_t big_len = 3 * 1024 * 1024 + 17;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < big_len; i++) {
+        x = x * 1103515245u + 12345u;
+        big[i] = (i % 78 == 77) ? '\n' : (char)('!' + (x >> 16) % 90);
+    }
+    assert_int_equal(deliver_wait(f, big, big_len, &id, 1, NULL, 0), STORE_OK);
+    assert_int_equal(deliver_wait(f, "", 0, &id, 1, NULL, 0), STORE_OK);
+    assert_int_equal(deliver_wait(f, big, big_len, &id, 1, NULL, 0), STORE_OK);
+    struct msg_rows rows = { .n = 0 };
+    assert_int_equal(store_message_list(f->s, "alice@example.test", "INBOX", msg_cb, &rows),
+                     STORE_OK);
+    int64_t mb = rows.m[0].mailbox_id;
+
+    /* Whole, byte-exact, in pieces no bigger than STORE_STREAM_PIECE. */
+    struct piece_sink k = { .buf = malloc(big_len), .cap = big_len };
+    assert_non_null(k.buf);
+    struct store_stream *st;
+    assert_int_equal(store_stream_open(f->s, mb, 1, &st), STORE_OK);
+    while (!store_stream_ended(st))
+        assert_int_equal(stream_step(f, st, &k), STORE_OK);
+    assert_int_equal(store_stream_size(st), big_len);
+    assert_int_equal(k.len, big_len);
+    assert_memory_equal(k.buf, big, big_len);
+    assert_int_equal(k.pieces, (big_len + STORE_STREAM_PIECE - 1) / STORE_STREAM_PIECE);
+    assert_int_equal(store_stream_read(st, on_piece, &k), STORE_INVALID); /* past the end */
+    store_stream_close(&st);
+    assert_null(st);
+
+    /* An empty message: one empty piece, then ended. */
+    k.len = k.pieces = 0;
+    assert_int_equal(store_stream_open(f->s, mb, 2, &st), STORE_OK);
+    assert_int_equal(stream_step(f, st, &k), STORE_OK);
+    assert_true(store_stream_ended(st));
+    assert_int_equal(k.len, 0);
+    assert_int_equal(store_stream_size(st), 0);
+    store_stream_close(&st);
+
+    /* No such message; bad arguments. */
+    assert_int_equal(store_stream_open(f->s, mb, 9, &st), STORE_OK);
+    assert_int_equal(stream_step(f, st, &k), STORE_NOTFOUND);
+    store_stream_close(&st);
+    assert_int_equal(store_stream_open(f->s, mb, 0, &st), STORE_INVALID);
+    assert_null(st);
+
+    /* Expunged between two pieces: the next piece says so. Message 1
+     * shares its blob with message 3, so expunge both. */
+    k.len = 0;
+    assert_int_equal(store_stream_open(f->s, mb, 3, &st), STORE_OK);
+    assert_int_equal(stream_step(f, st, &k), STORE_OK);
+    unsigned pending = 1;
+    uint32_t uid1 = 1, uid3 = 3;
+    assert_int_equal(store_expunge_uids(f->s, mb, &uid1, 1, on_expunged, &pending), STORE_OK);
+    wait_pending(f, &pending);
+    assert_int_equal(stream_step(f, st, &k), STORE_OK); /* the blob is still message 3's */
+    pending = 1;
+    assert_int_equal(store_expunge_uids(f->s, mb, &uid3, 1, on_expunged, &pending), STORE_OK);
+    wait_pending(f, &pending);
+    assert_int_equal(stream_step(f, st, &k), STORE_NOTFOUND);
+    store_stream_close(&st);
+
+    /* Closed with a read in flight: freed later, its callback never runs. */
+    assert_int_equal(deliver_wait(f, big, big_len, &id, 1, NULL, 0), STORE_OK);
+    assert_int_equal(store_stream_open(f->s, mb, 4, &st), STORE_OK);
+    k.pending = 1;
+    assert_int_equal(store_stream_read(st, on_piece, &k), STORE_OK);
+    store_stream_close(&st);
+    for (int i = 0; i < 50; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(k.pending, 1);
+    free(k.buf);
+    free(big);
+    fx_close(&f);
+}
+
 /* Change events as a subscriber saw them. */
 struct events {
     struct store_change ch[256];
@@ -1233,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_deliver_invalid),
         cmocka_unit_test(test_deliver_shared_blob),
         cmocka_unit_test(test_read_exact),
+        cmocka_unit_test(test_stream),
         cmocka_unit_test(test_uid_modseq),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_close_drains),
