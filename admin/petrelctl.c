@@ -1,7 +1,9 @@
 /*
- * petrelctl — the admin CLI: domains, users, aliases, mailboxes, queue.
+ * petrelctl — the admin CLI: domains, users, aliases, mailboxes, queue,
+ * DKIM keys and the DNS records to publish.
  *
  *   petrelctl [-c FILE] GROUP VERB [ARGS] [OPTIONS]
+ *   petrelctl [-c FILE] GROUP [ARGS] [OPTIONS]    (a group of one verb: dns)
  *
  * One table row per verb (commands[] below) carries its arguments, its
  * options, its handler and its usage text; help, argument checks and
@@ -19,12 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
 #include "core/core.h"
+#include "smtp/smtp.h"
 #include "store/store.h"
 
 #define DEFAULT_CONFIG "/etc/petrel/petrel.conf"
@@ -35,6 +40,8 @@ enum {
     OPT_JSON = 1 << 0,
     OPT_PASSWORD_STDIN = 1 << 1,
     OPT_QUOTA = 1 << 2,
+    OPT_SELECTOR = 1 << 3,
+    OPT_ALGORITHM = 1 << 4,
 };
 
 struct ctl {
@@ -43,6 +50,8 @@ struct ctl {
     struct store *store;
     unsigned opts;          /* OPT_* given */
     const char *quota;      /* --quota value */
+    const char *selector;   /* --selector value */
+    const char *algorithm;  /* --algorithm value */
     const char *args[MAX_ARGS];
     int nargs;
 };
@@ -51,7 +60,7 @@ typedef int (*handler_fn)(struct ctl *ctl);
 
 struct command {
     const char *group;
-    const char *verb;
+    const char *verb;       /* NULL: the group is the command (dns) */
     int min_args, max_args;
     unsigned opts;          /* OPT_* accepted */
     handler_fn run;
@@ -67,8 +76,10 @@ static int fail(const struct ctl *ctl, const char *fmt, ...)
 {
     va_list ap;
     fputs("petrelctl: ", stderr);
-    if (ctl && ctl->cmd)
+    if (ctl && ctl->cmd && ctl->cmd->verb)
         fprintf(stderr, "%s %s: ", ctl->cmd->group, ctl->cmd->verb);
+    else if (ctl && ctl->cmd)
+        fprintf(stderr, "%s: ", ctl->cmd->group);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -776,6 +787,392 @@ static int queue_del(struct ctl *ctl)
     return 0;
 }
 
+/* -------------------------------------------------------------- DKIM */
+
+#define TXT_STRING_MAX 255  /* bytes of one character-string (RFC 1035 §3.3) */
+#define DNS_NAME_BUF 320    /* a DNS name in zone-file form, final dot included */
+
+/* --algorithm names, the store's (the a= of the signatures), the library's. */
+static const struct {
+    const char *name;
+    const char *store_name;
+    enum dkim_alg alg;
+} dkim_algs[] = {
+    { "rsa", "rsa-sha256", DKIM_RSA_SHA256 },
+    { "ed25519", "ed25519-sha256", DKIM_ED25519_SHA256 },
+};
+
+#define N_DKIM_ALGS (sizeof dkim_algs / sizeof dkim_algs[0])
+
+static void lower_copy(const char *in, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < n; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = '\0';
+}
+
+static void print_quoted(const char *p, size_t len)
+{
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"' || p[i] == '\\')
+            putchar('\\');
+        putchar(p[i]);
+    }
+    putchar('"');
+}
+
+/*
+ * One TXT record in zone-file form: NAME IN TXT and the record in quoted
+ * character-strings of at most TXT_STRING_MAX bytes, inside parentheses
+ * when parens. Receivers join the strings without a separator (RFC 6376
+ * §3.6.2.2, RFC 7208 §3.3).
+ */
+static void print_txt(const char *name, const char *record, bool parens)
+{
+    size_t n = strlen(record), off = 0;
+    printf("%s IN TXT %s", name, parens ? "( " : "");
+    do {
+        size_t len = n - off < TXT_STRING_MAX ? n - off : TXT_STRING_MAX;
+        print_quoted(record + off, len);
+        off += len;
+        if (off < n)
+            putchar(' ');
+    } while (off < n);
+    puts(parens ? " )" : "");
+}
+
+/* The TXT record of a stored key (malloc'd), *bits its size; NULL with err. */
+static char *key_record(const char *pem, const char *domain, const char *selector,
+                        unsigned *bits, char *err, size_t errlen)
+{
+    struct dkim_key *k = NULL;
+    if (dkim_key_load(pem, strlen(pem), domain, selector, &k, err, errlen) != 0)
+        return NULL;
+    if (bits)
+        *bits = dkim_key_bits(k);
+    char *txt = dkim_key_txt_record(k);
+    dkim_key_free(&k);
+    if (!txt)
+        snprintf(err, errlen, "out of memory");
+    return txt;
+}
+
+/*
+ * The store holds the private keys (and the password hashes, and the mail):
+ * warn when another user could read it. SQLite creates petrel.db with 0644
+ * less the umask; store_open makes data_dir 0700, but leaves the mode of a
+ * directory that already existed.
+ */
+static void warn_if_readable(const struct ctl *ctl)
+{
+    char path[sizeof ctl->cfg.data_dir + 16];
+    struct stat dir, db;
+    snprintf(path, sizeof path, "%s/petrel.db", ctl->cfg.data_dir);
+    if (stat(ctl->cfg.data_dir, &dir) != 0 || stat(path, &db) != 0)
+        return;
+    bool group = (dir.st_mode & S_IXGRP) && (db.st_mode & S_IRGRP);
+    bool other = (dir.st_mode & S_IXOTH) && (db.st_mode & S_IROTH);
+    if (group || other)
+        fprintf(stderr, "petrelctl: warning: %s holds the private key and other users can "
+                        "read it (file %03o, directory %03o): chmod 700 %s\n",
+                path, (unsigned)(db.st_mode & 0777), (unsigned)(dir.st_mode & 0777),
+                ctl->cfg.data_dir);
+}
+
+/* "petrel" and the year and month (UTC): petrel202612. */
+static void default_selector(char *buf, size_t n)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || strftime(buf, n, "petrel%Y%m", &tm) == 0)
+        snprintf(buf, n, "petrel");
+}
+
+struct key_find {
+    const char *selector;
+    bool found;
+};
+
+static void key_find_row(void *arg, const struct store_dkim_key_info *k)
+{
+    struct key_find *f = arg;
+    if (strcasecmp(k->selector, f->selector) == 0)
+        f->found = true;
+}
+
+static int fail_selector_taken(const struct ctl *ctl, const char *d, const char *sel)
+{
+    return fail(ctl, "domain %s already has a DKIM key with selector %s "
+                     "(choose another with --selector)", d, sel);
+}
+
+/* Before making a key: the domain exists and does not have the selector. */
+static int dkim_precheck(struct ctl *ctl, const char *d, const char *sel)
+{
+    struct key_find f = { sel, false };
+    int r = store_dkim_key_list(ctl->store, d, key_find_row, &f);
+    if (r != STORE_OK)
+        return fail_store(ctl, r, "domain", d);
+    if (f.found)
+        return fail_selector_taken(ctl, d, sel);
+    return 0;
+}
+
+/* Stores a new key and prints the record to publish. */
+static int dkim_add_print(struct ctl *ctl, const char *d, const char *sel, const char *alg,
+                          const char *pem)
+{
+    int r = store_dkim_key_add(ctl->store, d, sel, alg, pem);
+    if (r == STORE_EXISTS)
+        return fail_selector_taken(ctl, d, sel);
+    if (r == STORE_INVALID)
+        return fail(ctl, "invalid selector %s (labels of letters, digits and hyphens, "
+                         "at most 63 bytes each, joined by dots)", sel);
+    if (r != STORE_OK)
+        return fail_store(ctl, r, "domain", d);
+    char dom[256], s[256], name[DNS_NAME_BUF], err[256];
+    lower_copy(d, dom, sizeof dom);
+    lower_copy(sel, s, sizeof s);
+    unsigned bits = 0;
+    char *rec = key_record(pem, dom, s, &bits, err, sizeof err);
+    if (!rec) {
+        store_dkim_key_del(ctl->store, dom, s);
+        return fail(ctl, "the new key does not load: %s", err);
+    }
+    snprintf(name, sizeof name, "%s._domainkey.%s.", s, dom);
+    printf("added DKIM key %s for %s (%s, %u bits); publish this TXT record:\n", s, dom, alg,
+           bits);
+    print_txt(name, rec, true);
+    free(rec);
+    warn_if_readable(ctl);
+    return 0;
+}
+
+static int dkim_generate(struct ctl *ctl)
+{
+    const char *d = ctl->args[0], *an = ctl->algorithm ? ctl->algorithm : "rsa";
+    size_t a = 0;
+    while (a < N_DKIM_ALGS && strcmp(dkim_algs[a].name, an) != 0)
+        a++;
+    if (a == N_DKIM_ALGS)
+        return fail(ctl, "invalid algorithm %s (rsa or ed25519)", an);
+    char def[32];
+    const char *sel = ctl->selector;
+    if (!sel) {
+        default_selector(def, sizeof def);
+        sel = def;
+    }
+    if (dkim_precheck(ctl, d, sel) != 0)
+        return 1;
+    char *pem = NULL, *txt = NULL;
+    if (dkim_key_generate(dkim_algs[a].alg, &pem, &txt) != 0)
+        return fail(ctl, "could not generate the key");
+    free(txt); /* printed from the stored key, as dns prints it */
+    int rc = dkim_add_print(ctl, d, sel, dkim_algs[a].store_name, pem);
+    explicit_bzero(pem, strlen(pem));
+    free(pem);
+    return rc;
+}
+
+static void dkim_row(void *arg, const struct store_dkim_key_info *k)
+{
+    struct table *t = arg;
+    struct cell *c = table_row(t);
+    if (!c)
+        return;
+    cell_str(t, &c[0], k->domain);
+    cell_str(t, &c[1], k->selector);
+    cell_str(t, &c[2], k->algorithm);
+    cell_time(t, &c[3], k->created);
+}
+
+static int dkim_list(struct ctl *ctl)
+{
+    static const char *const heads[] = { "DOMAIN", "SELECTOR", "ALGORITHM", "CREATED" };
+    static const char *const keys[] = { "domain", "selector", "algorithm", "created" };
+    struct table t;
+    table_init(&t, 4, heads, keys);
+    const char *dom = ctl->nargs ? ctl->args[0] : NULL;
+    int r = store_dkim_key_list(ctl->store, dom, dkim_row, &t);
+    if (r != STORE_OK) {
+        table_free(&t);
+        return fail_store(ctl, r, "domain", dom ? dom : "");
+    }
+    return table_print(ctl, &t);
+}
+
+static int dkim_del(struct ctl *ctl)
+{
+    const char *d = ctl->args[0], *sel = ctl->args[1];
+    int r = store_dkim_key_del(ctl->store, d, sel);
+    bool local = r != STORE_OK && store_domain_is_local(ctl->store, d);
+    if (r == STORE_NOTFOUND && local)
+        return fail(ctl, "domain %s has no DKIM key with selector %s", d, sel);
+    if (r == STORE_INVALID && local)
+        return fail(ctl, "invalid selector %s", sel);
+    if (r != STORE_OK)
+        return fail_store(ctl, r, "domain", d);
+    char dom[256], s[256];
+    lower_copy(d, dom, sizeof dom);
+    lower_copy(sel, s, sizeof s);
+    printf("deleted DKIM key %s of %s; remove the TXT record %s._domainkey.%s. in a few days\n",
+           s, dom, s, dom);
+    return 0;
+}
+
+/* --------------------------------------------------------------- dns */
+
+/*
+ * RFC 6186 / RFC 8314 client autoconfiguration, one SRV record per service.
+ * Implicit TLS gets the preferred (lower) priority: RFC 8314 §3 and §5.1
+ * prefer it to STARTTLS.
+ */
+static const struct {
+    const char *service;
+    enum listener_kind kind;
+    int priority;
+    const char *what;
+} srv_records[] = {
+    { "_submissions", LISTEN_SUBMISSIONS, 0, "sending mail from mail programs, implicit TLS" },
+    { "_submission", LISTEN_SUBMISSION, 10, "sending mail from mail programs, STARTTLS" },
+    { "_imaps", LISTEN_IMAPS, 0, "reading mail with IMAP, implicit TLS" },
+    { "_imap", LISTEN_IMAP, 10, "reading mail with IMAP, STARTTLS" },
+    { "_pop3s", LISTEN_POP3S, 0, "downloading mail with POP3, implicit TLS" },
+    { "_pop3", LISTEN_POP3, 10, "downloading mail with POP3, STARTTLS" },
+};
+
+struct dns_ctx {
+    const char *domain;     /* lowercase */
+    unsigned keys;
+};
+
+/* host: the [server] hostname with its final dot (as records name it). */
+static void dns_mx(const struct ctl *ctl, const char *d, const char *host)
+{
+    const struct listen_addr *smtp = &ctl->cfg.listen[LISTEN_SMTP];
+    int hl = (int)strlen(host) - 1; /* the name in sentences, without the dot */
+    printf("; MX: other servers deliver mail for %s to %.*s, on port 25\n", d, hl, host);
+    printf("%s. IN MX 10 %s\n", d, host);
+    if (!smtp->enabled)
+        printf("; (note: [listen] smtp is off: this server takes no mail from other servers)\n");
+    else if (smtp->port != 25)
+        printf("; (note: [listen] smtp is port %d: forward port 25 of the public address to it)\n",
+               smtp->port);
+    printf("; A/AAAA: %.*s must resolve to this server's public addresses, which petrelctl "
+           "does not know (NAT, several interfaces): publish them yourself, in its zone:\n",
+           hl, host);
+    printf(";   %s IN A    <public IPv4 address>\n", host);
+    printf(";   %s IN AAAA <public IPv6 address>\n", host);
+    printf("; and ask whoever owns those addresses for reverse DNS (PTR) naming %.*s: "
+           "many receivers refuse mail without it\n", hl, host);
+}
+
+static void dns_spf(const char *d)
+{
+    char name[DNS_NAME_BUF];
+    printf("; SPF (RFC 7208): only the hosts of the MX record send mail from %s; when "
+           "mail goes out through a smarthost, add that provider's include: before -all\n", d);
+    snprintf(name, sizeof name, "%s.", d);
+    print_txt(name, "v=spf1 mx -all", false);
+}
+
+static void dns_key_row(void *arg, const struct store_dkim_key_info *k)
+{
+    struct dns_ctx *dc = arg;
+    char name[DNS_NAME_BUF], err[256];
+    if (dc->keys++ == 0)
+        printf("; DKIM (RFC 6376): the public key of selector %s (%s), the newest key of %s: "
+               "its mail is signed with it\n", k->selector, k->algorithm, k->domain);
+    else
+        printf("; DKIM: older key %s (%s): keep it published a few days after the newer one "
+               "took over, then petrelctl dkim del %s %s\n", k->selector, k->algorithm,
+               k->domain, k->selector);
+    char *rec = key_record(k->pem, k->domain, k->selector, NULL, err, sizeof err);
+    if (!rec) {
+        printf("; (the stored key %s cannot be read: %s)\n", k->selector, err);
+        return;
+    }
+    snprintf(name, sizeof name, "%s._domainkey.%s.", k->selector, k->domain);
+    print_txt(name, rec, true);
+    free(rec);
+}
+
+static int dns_dkim(struct ctl *ctl, const char *d)
+{
+    struct dns_ctx dc = { d, 0 };
+    int r = store_dkim_key_list(ctl->store, d, dns_key_row, &dc);
+    if (r != STORE_OK)
+        return r;
+    if (dc.keys == 0)
+        printf("; DKIM (RFC 6376): %s has no key yet: run petrelctl dkim generate %s, "
+               "then this again\n", d, d);
+    return STORE_OK;
+}
+
+static void dns_dmarc(struct ctl *ctl, const char *d)
+{
+    char name[DNS_NAME_BUF], rec[400], pm[300];
+    printf("; DMARC (RFC 7489): receivers quarantine mail from %s that passes neither SPF "
+           "nor DKIM for it, and send daily reports to postmaster@%s; p=none (reports "
+           "only) is the cautious start while you check that all your mail passes\n", d, d);
+    snprintf(name, sizeof name, "_dmarc.%s.", d);
+    snprintf(rec, sizeof rec, "v=DMARC1; p=quarantine; rua=mailto:postmaster@%s", d);
+    print_txt(name, rec, false);
+    snprintf(pm, sizeof pm, "postmaster@%s", d);
+    struct store_rcpt *rc = calloc(1, sizeof *rc);
+    if (rc && store_resolve_rcpt(ctl->store, pm, rc) == STORE_NOTFOUND)
+        printf("; (note: %s is neither a user nor an alias: add one, it gets the reports)\n",
+               pm);
+    free(rc);
+}
+
+static void dns_srv(const struct ctl *ctl, const char *d, const char *host)
+{
+    printf("; client autoconfiguration (RFC 6186, RFC 8314): mail programs find the "
+           "server from the address; a service that is off is published as not available\n");
+    for (size_t i = 0; i < sizeof srv_records / sizeof srv_records[0]; i++) {
+        const struct listen_addr *l = &ctl->cfg.listen[srv_records[i].kind];
+        if (l->enabled) {
+            printf("; %s, port %d\n", srv_records[i].what, l->port);
+            printf("%s._tcp.%s. IN SRV %d 1 %d %s\n", srv_records[i].service, d,
+                   srv_records[i].priority, l->port, host);
+        } else {
+            printf("; %s: not available ([listen] %s is off)\n", srv_records[i].what,
+                   listener_kind_name(srv_records[i].kind));
+            printf("%s._tcp.%s. IN SRV 0 0 0 .\n", srv_records[i].service, d);
+        }
+    }
+}
+
+static void no_row(void *arg, const struct store_dkim_key_info *k)
+{
+    (void)arg;
+    (void)k;
+}
+
+static int dns_records(struct ctl *ctl)
+{
+    const char *arg = ctl->args[0];
+    char d[256], host[DNS_NAME_BUF];
+    int r = store_dkim_key_list(ctl->store, arg, no_row, NULL); /* the domain exists */
+    if (r != STORE_OK)
+        return fail_store(ctl, r, "domain", arg);
+    lower_copy(arg, d, sizeof d);
+    size_t hl = strlen(ctl->cfg.hostname);
+    snprintf(host, sizeof host, "%s%s", ctl->cfg.hostname,
+             hl && ctl->cfg.hostname[hl - 1] == '.' ? "" : ".");
+    printf("; DNS records for %s, in zone-file form (names end in a dot)\n", d);
+    dns_mx(ctl, d, host);
+    dns_spf(d);
+    if ((r = dns_dkim(ctl, d)) != STORE_OK)
+        return fail_store(ctl, r, "domain", arg);
+    dns_dmarc(ctl, d);
+    dns_srv(ctl, d, host);
+    return fflush(stdout) == 0 ? 0 : fail(ctl, "cannot write output: %s", strerror(errno));
+}
+
 /* ---------------------------------------------------------- commands */
 
 static const struct command commands[] = {
@@ -810,22 +1207,40 @@ static const struct command commands[] = {
       "make one queue entry, or all, due for delivery now" },
     { "queue", "del", 1, 1, 0, queue_del, "ID",
       "delete a queue entry (the message is not delivered)" },
+    { "dkim", "generate", 1, 1, OPT_SELECTOR | OPT_ALGORITHM, dkim_generate,
+      "DOMAIN [--selector S] [--algorithm A]",
+      "make a DKIM key (A: rsa, the default, or ed25519), print its TXT record" },
+    { "dkim", "list", 0, 1, OPT_JSON, dkim_list, "[DOMAIN] [--json]",
+      "list DKIM keys, each domain's newest (the signing one) first" },
+    { "dkim", "del", 2, 2, 0, dkim_del, "DOMAIN SELECTOR",
+      "delete a DKIM key" },
+    { "dns", NULL, 1, 1, 0, dns_records, "DOMAIN",
+      "print the DNS records to publish for a domain (MX, SPF, DKIM, DMARC, SRV)" },
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
+/* "GROUP VERB ARGS", or "GROUP ARGS" for a group of one verb. */
+static const char *usage_line(const struct command *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s %s", c->group, c->verb ? " " : "", c->verb ? c->verb : "",
+             c->usage);
+    return buf;
+}
+
 static void usage_verb(FILE *f, const struct command *c)
 {
-    fprintf(f, "usage: petrelctl [-c FILE] %s %s %s\n  %s\n", c->group, c->verb, c->usage,
-            c->help);
+    char u[160];
+    fprintf(f, "usage: petrelctl [-c FILE] %s\n  %s\n", usage_line(c, u, sizeof u), c->help);
 }
 
 static void usage_group(FILE *f, const char *group)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!group || strcmp(commands[i].group, group) == 0)
-            fprintf(f, "  %-7s %-6s %-42s %s\n", commands[i].group, commands[i].verb,
-                    commands[i].usage, commands[i].help);
+            fprintf(f, "  %-7s %-8s %-40s %s\n", commands[i].group,
+                    commands[i].verb ? commands[i].verb : "", commands[i].usage,
+                    commands[i].help);
 }
 
 static void usage_all(FILE *f)
@@ -851,12 +1266,61 @@ static bool group_exists(const char *g)
     return false;
 }
 
+/* verb NULL: the command of a group that has no verbs (dns). */
 static const struct command *find_command(const char *group, const char *verb)
 {
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(commands[i].group, group) == 0 && strcmp(commands[i].verb, verb) == 0)
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *v = commands[i].verb;
+        if (strcmp(commands[i].group, group) == 0
+            && (v && verb ? strcmp(v, verb) == 0 : v == verb))
             return &commands[i];
+    }
     return NULL;
+}
+
+/* Options that take a value: --name VALUE or --name=VALUE. */
+static const struct {
+    const char *name;
+    unsigned opt;
+    const char *value;      /* for "--name needs a VALUE" */
+} valued_opts[] = {
+    { "--quota", OPT_QUOTA, "a SIZE" },
+    { "--selector", OPT_SELECTOR, "a SELECTOR" },
+    { "--algorithm", OPT_ALGORITHM, "rsa or ed25519" },
+};
+
+static const char **valued_slot(struct ctl *ctl, unsigned opt)
+{
+    switch (opt) {
+    case OPT_QUOTA: return &ctl->quota;
+    case OPT_SELECTOR: return &ctl->selector;
+    default: return &ctl->algorithm;
+    }
+}
+
+/* argv[*i] as one of the command's valued options: 1 taken (*i moved past
+ * its value), 0 not one, -1 on error (reported). */
+static int take_valued(struct ctl *ctl, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    for (size_t k = 0; k < sizeof valued_opts / sizeof valued_opts[0]; k++) {
+        size_t n = strlen(valued_opts[k].name);
+        if (!(ctl->cmd->opts & valued_opts[k].opt) || strncmp(a, valued_opts[k].name, n) != 0
+            || (a[n] != '\0' && a[n] != '='))
+            continue;
+        const char **slot = valued_slot(ctl, valued_opts[k].opt);
+        if (a[n] == '=') {
+            *slot = a + n + 1;
+        } else if (*i + 1 < argc) {
+            *slot = argv[++*i];
+        } else {
+            fail(ctl, "%s needs %s", valued_opts[k].name, valued_opts[k].value);
+            return -1;
+        }
+        ctl->opts |= valued_opts[k].opt;
+        return 1;
+    }
+    return 0;
 }
 
 /* Options after GROUP VERB. Returns 0, 1 on error, or 2 when help was shown. */
@@ -864,8 +1328,15 @@ static int parse_args(struct ctl *ctl, int argc, char **argv)
 {
     const struct command *c = ctl->cmd;
     bool only_args = false;
+    char u[160];
+    usage_line(c, u, sizeof u);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        int taken = only_args ? 0 : take_valued(ctl, argc, argv, &i);
+        if (taken < 0)
+            return 1;
+        if (taken > 0)
+            continue;
         if (!only_args && is_help(a)) {
             usage_verb(stdout, c);
             return 2;
@@ -877,31 +1348,19 @@ static int parse_args(struct ctl *ctl, int argc, char **argv)
         } else if (!only_args && strcmp(a, "--password-stdin") == 0 &&
                    (c->opts & OPT_PASSWORD_STDIN)) {
             ctl->opts |= OPT_PASSWORD_STDIN;
-        } else if (!only_args && strncmp(a, "--quota", 7) == 0 && (a[7] == '\0' || a[7] == '=')
-                   && (c->opts & OPT_QUOTA)) {
-            if (a[7] == '=') {
-                ctl->quota = a + 8;
-            } else if (i + 1 < argc) {
-                ctl->quota = argv[++i];
-            } else {
-                return fail(ctl, "--quota needs a SIZE");
-            }
-            ctl->opts |= OPT_QUOTA;
         } else if (!only_args && a[0] == '-' && a[1] != '\0') {
             if (strcmp(a, "--password") == 0 || strncmp(a, "--password=", 11) == 0)
                 return fail(ctl, "passwords are never taken from the command line; "
                                  "use --password-stdin or the prompt");
-            return fail(ctl, "unknown option %s (usage: %s %s %s)", a, c->group, c->verb,
-                        c->usage);
+            return fail(ctl, "unknown option %s (usage: %s)", a, u);
         } else {
             if (ctl->nargs >= c->max_args)
-                return fail(ctl, "too many arguments (usage: %s %s %s)", c->group, c->verb,
-                            c->usage);
+                return fail(ctl, "too many arguments (usage: %s)", u);
             ctl->args[ctl->nargs++] = a;
         }
     }
     if (ctl->nargs < c->min_args)
-        return fail(ctl, "missing argument (usage: %s %s %s)", c->group, c->verb, c->usage);
+        return fail(ctl, "missing argument (usage: %s)", u);
     return 0;
 }
 
@@ -932,18 +1391,23 @@ int main(int argc, char **argv)
     const char *group = argv[i++];
     if (!group_exists(group))
         return fail(NULL, "unknown command %s (try petrelctl --help)", group);
-    if (i >= argc || is_help(argv[i])) {
+    ctl.cmd = find_command(group, NULL);
+    if (ctl.cmd) {
+        /* a group of one verb: its arguments follow */
+    } else if (i >= argc || is_help(argv[i])) {
         FILE *f = i >= argc ? stderr : stdout;
         fprintf(f, "usage: petrelctl [-c FILE] %s VERB ...\n", group);
         usage_group(f, group);
         if (i >= argc)
             return fail(NULL, "%s: missing verb", group);
         return 0;
+    } else {
+        const char *verb = argv[i++];
+        ctl.cmd = find_command(group, verb);
+        if (!ctl.cmd)
+            return fail(NULL, "%s: unknown verb %s (try petrelctl %s --help)", group, verb,
+                        group);
     }
-    const char *verb = argv[i++];
-    ctl.cmd = find_command(group, verb);
-    if (!ctl.cmd)
-        return fail(NULL, "%s: unknown verb %s (try petrelctl %s --help)", group, verb, group);
 
     int rc = parse_args(&ctl, argc - i, argv + i);
     if (rc)

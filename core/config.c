@@ -21,6 +21,19 @@ static const char *const kind_names[LISTEN_KIND_COUNT] = {
     [LISTEN_POP3S] = "pop3s",
 };
 
+static const char *const checks_mode_names[] = {
+    [CHECKS_OFF] = "off",
+    [CHECKS_TAG] = "tag",
+    [CHECKS_ENFORCE] = "enforce",
+};
+
+const char *checks_mode_name(enum checks_mode mode)
+{
+    if ((unsigned)mode > CHECKS_ENFORCE)
+        return "unknown";
+    return checks_mode_names[mode];
+}
+
 const char *listener_kind_name(enum listener_kind kind)
 {
     if ((unsigned)kind >= LISTEN_KIND_COUNT)
@@ -48,6 +61,7 @@ void config_defaults(struct config *cfg)
     cfg->preauth_timeout = 60;
     cfg->idle_timeout = 1800;
     cfg->max_output_buffer = 1024 * 1024;
+    cfg->max_hops = 50;
 
     cfg->plaintext_on_loopback = false;
     cfg->auth_fail_delay_ms = 1000;
@@ -62,6 +76,13 @@ void config_defaults(struct config *cfg)
     cfg->dns_server[0] = '\0'; /* /etc/resolv.conf */
     cfg->dns_timeout_ms = 5000;
     cfg->dns_tries = 2;
+
+    /* Enforce: a domain's published DMARC policy protects its users' names
+     * from forgery; DNS failures never reject (docs/spf-dmarc.md). */
+    cfg->checks_mode = CHECKS_ENFORCE;
+    snprintf(cfg->checks_psl, sizeof cfg->checks_psl,
+             "/usr/share/publicsuffix/public_suffix_list.dat");
+    cfg->checks_timeout = 20; /* RFC 7208 §4.6.4: at least 20 s for SPF */
 }
 
 int parse_size(const char *s, uint64_t *out)
@@ -105,6 +126,7 @@ enum key_type {
     K_BOOL,
     K_LOGLEVEL,
     K_DNSSERVER, /* [dns] server: numeric address, optional port (dns_server_parse) */
+    K_CHECKSMODE, /* [checks] mode: off, tag, enforce */
 };
 
 struct key_def {
@@ -147,6 +169,7 @@ static const struct key_def keys[] = {
     UINT("limits", "preauth_timeout", preauth_timeout, 1, 86400),
     UINT("limits", "idle_timeout", idle_timeout, 1, 86400),
     USIZE("limits", "max_output_buffer", max_output_buffer, 4096, 1024u * 1024 * 1024),
+    UINT("limits", "max_hops", max_hops, 1, 1000),
     { "auth", "plaintext_on_loopback", K_BOOL, OFF(plaintext_on_loopback), 0, 0, 0 },
     UINT("auth", "fail_delay_ms", auth_fail_delay_ms, 0, 60000),
     UINT("auth", "max_fails_ip", auth_max_fails_ip, 1, 1000000),
@@ -159,6 +182,9 @@ static const struct key_def keys[] = {
       0, 0 },
     UINT("dns", "timeout", dns_timeout_ms, 10, 60000),
     UINT("dns", "tries", dns_tries, 1, 10),
+    { "checks", "mode", K_CHECKSMODE, OFF(checks_mode), 0, 0, 0 },
+    STR("checks", "psl", checks_psl),
+    UINT("checks", "timeout", checks_timeout, 1, 600),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -439,6 +465,17 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
             return 0;
         }
         memcpy(field, value, strlen(value) + 1);
+        break;
+    }
+    case K_CHECKSMODE: {
+        size_t m = 0;
+        while (m <= CHECKS_ENFORCE && strcasecmp(value, checks_mode_names[m]) != 0)
+            m++;
+        if (m > CHECKS_ENFORCE) {
+            set_err(st, line, section, name, "bad mode \"%s\" (off, tag, enforce)", value);
+            return 0;
+        }
+        *(enum checks_mode *)field = (enum checks_mode)m;
         break;
     }
     }

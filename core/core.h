@@ -63,6 +63,15 @@ struct listen_addr {
     int port;
 };
 
+/* [checks] mode: what the MX does with SPF, DKIM and DMARC. */
+enum checks_mode {
+    CHECKS_OFF,      /* no lookups, no Authentication-Results */
+    CHECKS_TAG,      /* Authentication-Results only */
+    CHECKS_ENFORCE,  /* and DMARC policy: reject (550) or quarantine (Junk) */
+};
+/* "off", "tag", "enforce". */
+const char *checks_mode_name(enum checks_mode mode);
+
 struct config {
     char path[PATH_MAX];
 
@@ -88,6 +97,7 @@ struct config {
     unsigned preauth_timeout;        /* seconds idle before login, IMAP/POP3 */
     unsigned idle_timeout;           /* seconds idle after login, IMAP/POP3 */
     unsigned max_output_buffer;      /* bytes queued to a slow peer before we stop reading */
+    unsigned max_hops;               /* Received fields a message may carry (RFC 5321 §6.3) */
 
     /* [auth] */
     bool plaintext_on_loopback;      /* allow PLAIN/LOGIN without TLS from 127/8, ::1 */
@@ -109,6 +119,11 @@ struct config {
     char dns_server[64];             /* "IP", "IP:PORT", "[IPv6]:PORT"; "" = /etc/resolv.conf */
     unsigned dns_timeout_ms;         /* per try */
     unsigned dns_tries;
+
+    /* [checks] SPF, DKIM, DMARC on the MX listener (docs/spf-dmarc.md "On the MX") */
+    enum checks_mode checks_mode;
+    char checks_psl[PATH_MAX];       /* the Public Suffix List file for DMARC */
+    unsigned checks_timeout;         /* seconds the end of DATA waits for the checks */
 };
 
 /* Fills cfg with the built-in defaults (see docs/configuration.md). */

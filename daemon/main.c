@@ -27,6 +27,8 @@ struct daemon {
     struct config cfg;
     struct server *srv;
     struct store *store;
+    struct dns *dns;              /* the checks on the MX; the relay later */
+    struct dmarc_psl *psl;        /* NULL: DMARC's last-two-labels fallback */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool stopping;
 };
@@ -76,6 +78,31 @@ static int watch_signal(struct daemon *d, uv_signal_t *h, int signum)
     return 0;
 }
 
+/*
+ * The Public Suffix List for DMARC's organizational domains ([checks] psl).
+ * The default file missing is a warning (DMARC falls back to the last two
+ * labels, docs/spf-dmarc.md); a file named in the config must load.
+ */
+static int load_psl(struct daemon *d, char *err, size_t errlen)
+{
+    if (d->cfg.checks_mode == CHECKS_OFF)
+        return 0;
+    char why[512];
+    if (dmarc_psl_load(d->cfg.checks_psl, &d->psl, why, sizeof why) == 0) {
+        log_event(PLOG_DEBUG, 0, "event=psl-loaded rules=%zu", dmarc_psl_rules(d->psl));
+        return 0;
+    }
+    d->psl = NULL;
+    if (strcmp(d->cfg.checks_psl, DMARC_PSL_PATH) != 0) {
+        snprintf(err, errlen, "[checks] psl: %s", why);
+        return -1;
+    }
+    char v[600];
+    log_event(PLOG_WARN, 0, "event=psl-missing reason=%s fallback=last-two-labels",
+              log_value(why, v, sizeof v));
+    return 0;
+}
+
 static int start(struct daemon *d, char *err, size_t errlen)
 {
     if (server_init(&d->srv, d->loop, &d->cfg, err, errlen) != 0)
@@ -88,7 +115,12 @@ static int start(struct daemon *d, char *err, size_t errlen)
     }
     if (auth_init(&d->cfg, d->store, d->loop, err, errlen) != 0)
         return -1;
-    if (smtp_start(d->srv, d->store, err, errlen) != 0)
+    if (dns_new(d->loop, d->cfg.dns_server[0] ? d->cfg.dns_server : NULL, d->cfg.dns_timeout_ms,
+                d->cfg.dns_tries, &d->dns, err, errlen) != 0)
+        return -1;
+    if (load_psl(d, err, errlen) != 0)
+        return -1;
+    if (smtp_start(d->srv, d->store, d->dns, d->psl, err, errlen) != 0)
         return -1;
     if (imap_start(d->srv, d->store, err, errlen) != 0)
         return -1;
@@ -114,10 +146,12 @@ static void finish(struct daemon *d)
     /* The store first: its writer drains, then its loop handles go. */
     store_close(&d->store);
     auth_shutdown();
+    dns_free(&d->dns); /* no session is left to have a query pending */
     server_free(&d->srv);
     uv_walk(d->loop, close_handle, NULL);
     uv_run(d->loop, UV_RUN_DEFAULT);
     uv_loop_close(d->loop);
+    dmarc_psl_free(&d->psl);
 }
 
 /* libuv's pool size is read once, at the first queued work item. */
@@ -176,8 +210,8 @@ int main(int argc, char **argv)
         finish(&d);
         return 1;
     }
-    log_event(PLOG_INFO, 0, "event=started hostname=%s data_dir=%s", d.cfg.hostname,
-              d.cfg.data_dir);
+    log_event(PLOG_INFO, 0, "event=started hostname=%s data_dir=%s checks=%s", d.cfg.hostname,
+              d.cfg.data_dir, checks_mode_name(d.cfg.checks_mode));
     uv_run(d.loop, UV_RUN_DEFAULT);
     finish(&d);
     return 0;

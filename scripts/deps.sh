@@ -5,7 +5,7 @@ PKGS="build-essential cmake pkg-config clang libuv1-dev libssl-dev libsqlite3-de
       libsasl2-dev libsasl2-modules libinih-dev libcmocka-dev zlib1g-dev libcrypt-dev
       openssl python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl
       msmtp curl sqlite3 isync fetchmail
-      libc-ares-dev python3-dnslib publicsuffix"
+      libc-ares-dev python3-dnslib publicsuffix python3-dkim"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

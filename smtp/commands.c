@@ -173,6 +173,7 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
     log_event(PLOG_DEBUG, conn_id(s->conn), "event=mail from=%s",
               log_value(t->from.address, v, sizeof v));
     smtp_reply(s, "250 2.1.0 Ok");
+    smtp_checks_mail(s); /* SPF, in the background of RCPT and DATA */
 }
 
 static int add_user(struct smtp_txn *t, int64_t id, unsigned max)

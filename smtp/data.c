@@ -19,18 +19,10 @@ static void append(struct smtp_session *s, const char *p, size_t n)
     if (t->too_big || n == 0)
         return;
     if (t->msg.len - t->body_start + n > s->cfg->max_message_size ||
-        buf_append(&t->msg, p, n, s->cfg->max_message_size + SMTP_TRACE_ROOM) != 0) {
+        buf_append(&t->msg, p, n, s->cfg->max_message_size + SMTP_HEAD_ROOM) != 0) {
         t->too_big = true;
         buf_free(&t->msg); /* nothing more will be stored: give the memory back now */
     }
-}
-
-static int start_message(struct smtp_session *s)
-{
-    if (smtp_trace_headers(s) != 0)
-        return -1;
-    s->txn->body_start = s->txn->msg.len;
-    return 0;
 }
 
 void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
@@ -49,7 +41,7 @@ void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
         smtp_error(s, "554 5.5.1 No valid recipients");
         return;
     }
-    if (start_message(s) != 0) {
+    if (smtp_message_start(s) != 0) {
         smtp_reply(s, "451 4.3.0 Out of memory");
         return;
     }
@@ -58,7 +50,7 @@ void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
     smtp_enter(s, PHASE_DATA);
 }
 
-/* The message is complete: refuse it or hand it to the store. */
+/* The message is complete: refuse it, or check it and hand it to the store. */
 static void end_of_message(struct smtp_session *s)
 {
     struct smtp_txn *t = s->txn;
@@ -70,7 +62,7 @@ static void end_of_message(struct smtp_session *s)
         smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
         smtp_after_transaction(s);
     } else {
-        smtp_deliver(s);
+        smtp_checks_message(s);
     }
 }
 
@@ -147,7 +139,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len)
         s->txn->bdat_failed = true; /* read and refuse: 503 below */
         s->txn->from.null = true;
     } else if (!s->txn->bdat) {
-        if (s->txn->n_rcpt > 0 && start_message(s) != 0) {
+        if (s->txn->n_rcpt > 0 && smtp_message_start(s) != 0) {
             smtp_reply(s, "451 4.3.0 Out of memory");
             smtp_close(s);
             return;

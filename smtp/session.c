@@ -39,6 +39,8 @@ static const struct smtp_command {
 };
 
 static struct store *smtp_store;
+static struct dns *smtp_dns;
+static const struct dmarc_psl *smtp_psl;
 
 static const char *phase_names[] = {
     [PHASE_COMMAND] = "command", [PHASE_DATA] = "data", [PHASE_BDAT] = "bdat",
@@ -100,6 +102,7 @@ void smtp_txn_free(struct smtp_txn **txn)
     struct smtp_txn *t = *txn;
     if (!t)
         return;
+    smtp_checks_free(&t->checks);
     for (unsigned i = 0; i < t->n_remote; i++)
         free(t->remote[i]);
     free(t->remote);
@@ -220,6 +223,8 @@ static void on_open(struct conn *c)
     }
     s->conn = c;
     s->store = smtp_store;
+    s->dns = smtp_dns;
+    s->psl = smtp_psl;
     s->cfg = server_config(conn_server(c));
     s->role = conn_kind(c) == LISTEN_SMTP ? ROLE_MX : ROLE_SUBMISSION;
     s->phase = PHASE_COMMAND;
@@ -243,8 +248,10 @@ static void on_shutdown(struct conn *c)
 {
     struct smtp_session *s = conn_data(c);
     s->stopping = true;
-    /* A transaction under way finishes first (smtp_after_transaction). */
-    if (s->txn && (s->phase == PHASE_DATA || s->phase == PHASE_BDAT || s->committing))
+    /* A transaction under way finishes first (smtp_after_transaction):
+     * its data, its checks (bounded by [checks] timeout), its commit. */
+    if (s->txn && (s->phase == PHASE_DATA || s->phase == PHASE_BDAT ||
+                   s->phase == PHASE_WAIT || s->committing))
         return;
     smtp_reply(s, "421 4.3.2 %s Service shutting down", s->cfg->hostname);
     smtp_close(s);
@@ -278,7 +285,8 @@ static const struct conn_handler smtp_handler = {
     .refuse = on_refuse,
 };
 
-int smtp_start(struct server *srv, struct store *store, char *err, size_t errlen)
+int smtp_start(struct server *srv, struct store *store, struct dns *dns,
+               const struct dmarc_psl *psl, char *err, size_t errlen)
 {
     static const struct listener_spec listeners[] = {
         { LISTEN_SMTP, TLS_NONE },
@@ -286,6 +294,8 @@ int smtp_start(struct server *srv, struct store *store, char *err, size_t errlen
         { LISTEN_SUBMISSIONS, TLS_IMPLICIT },
     };
     smtp_store = store;
+    smtp_dns = dns;
+    smtp_psl = psl;
     return listeners_start(srv, listeners, sizeof listeners / sizeof listeners[0], &smtp_handler,
                            NULL, err, errlen);
 }

@@ -16,11 +16,17 @@
 #include "core/core.h"
 #include "store/store.h"
 
+struct dmarc_psl;
+
 /*
  * Starts every SMTP listener the config enables (smtp, submission,
- * submissions). Returns 0, or -1 with err naming the listener.
+ * submissions). dns is the resolver of the MX's SPF, DKIM and DMARC checks
+ * ([checks] mode; NULL: no checks), psl the Public Suffix List for DMARC
+ * (NULL: the last two labels, docs/spf-dmarc.md); both must outlive every
+ * SMTP connection. Returns 0, or -1 with err naming the listener.
  */
-int smtp_start(struct server *srv, struct store *store, char *err, size_t errlen);
+int smtp_start(struct server *srv, struct store *store, struct dns *dns,
+               const struct dmarc_psl *psl, char *err, size_t errlen);
 
 /* ------------------------------------------------------------- parser */
 
@@ -607,5 +613,314 @@ struct authres_input {
  * after it.
  */
 char *authres_value(const struct authres_input *in);
+
+/* ---------------------------------------------------------------- DSN */
+/*
+ * Delivery status notifications, the bounces and delay notices of the
+ * outbound relay (RFC 3464 in an RFC 6522 multipart/report, RFC 6533 for
+ * UTF-8 addresses; smtp/dsn.c, docs/bounces.md). Pure code: no I/O, no
+ * clock (every time comes in the report), no global state; any thread.
+ *
+ * The caller sends the result with the null reverse-path MAIL FROM:<>
+ * (RFC 5321 §4.5.5) to envelope_from, with BODY=8BITMIME when it holds
+ * 8-bit bytes and SMTPUTF8 when envelope_from is not ASCII. It never
+ * builds one for a message whose own envelope sender is null: that is how
+ * bounce loops are avoided (dsn_build refuses it).
+ */
+
+#define DSN_MAX_RETURN (1024 * 1024)  /* originals larger are returned headers only */
+#define DSN_MAX_DIAGNOSTIC 4096       /* bytes of one diagnostic quoted; the rest cut */
+
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED, DSN_EXPANDED };
+
+/* One recipient's outcome (RFC 3464 §2.3). Strings are read during the call only. */
+struct dsn_rcpt {
+    const char *rcpt;          /* the envelope recipient as given in RCPT TO, without <> */
+    const char *orcpt;         /* the ORCPT parameter as received (RFC 3461 §4.2:
+                                * "rfc822;bob+2Bx@example.org", xtext; RFC 6533
+                                * utf-8 with \x{..}), or NULL. Without a ';' it is
+                                * taken as a plain rfc822 address. */
+    enum dsn_action action;
+    const char *status;        /* enhanced status "5.1.1" (RFC 3463); NULL: 5.0.0
+                                * for failed, 4.0.0 delayed, 2.0.0 otherwise */
+    const char *remote_mta;    /* the MX host that answered, NULL when none did */
+    const char *diagnostic;    /* the remote reply ("550 5.1.1 <x@y>: no such user",
+                                * lines of a multi-line reply separated by CRLF), or
+                                * our own words when no server answered; NULL: none */
+    int64_t last_attempt;      /* unix time, 0 = none */
+    int64_t will_retry_until;  /* DSN_DELAYED: unix time we give up, 0 = unknown */
+};
+
+struct dsn_report {
+    const char *reporting_mta;  /* our hostname (ASCII) */
+    const char *postmaster;     /* From: of the DSN, "MAILER-DAEMON@mail.example.test" */
+    const char *envelope_from;  /* the original's envelope sender: To: of the DSN */
+    const char *envelope_id;    /* the ENVID parameter as received (xtext), or NULL */
+    int64_t arrival_date;       /* when we received the original, unix time, 0 = unknown */
+    int64_t now;                /* Date: of the DSN, unix time */
+    const struct dsn_rcpt *rcpts;
+    size_t n_rcpts;             /* at least 1 */
+    const char *original;       /* the original message (CRLF lines), or NULL: no part 3 */
+    size_t original_len;
+    bool headers_only;          /* RET=HDRS; also when original_len > DSN_MAX_RETURN */
+};
+
+/*
+ * Builds the whole DSN message: RFC 5322 header (From "Mail Delivery
+ * System" <postmaster>, To <envelope_from>, Subject, Date from now in UTC,
+ * Message-ID, Auto-Submitted: auto-replied, MIME-Version) and a
+ * multipart/report; report-type=delivery-status body of three parts: a
+ * text/plain; charset=utf-8 explanation, the message/delivery-status (or
+ * message/global-delivery-status when an address is not ASCII), and the
+ * original as message/rfc822 (message/global) or its header alone as
+ * text/rfc822-headers (message/global-headers). The original's bare CR and
+ * LF become CRLF. CR, LF and control characters in every input string are
+ * made spaces, so no input can add a header line. Lines end in CRLF; the
+ * result is malloc'd, NUL-terminated, *out_len bytes without the NUL.
+ * Returns 0, or -1 with errno EINVAL (r, out or out_len NULL; empty or null
+ * envelope_from, reporting_mta or postmaster; no recipients or one without
+ * rcpt; a bad action or status; a time outside years 1970-9999) or ENOMEM.
+ */
+int dsn_build(const struct dsn_report *r, char **out, size_t *out_len);
+
+/*
+ * The number of Received: fields in the header of msg[0, len) (up to its
+ * first empty line; the field name in any case, a folded field counted
+ * once). RFC 5321 §6.3: a message with too many is in a loop; docs/bounces.md.
+ */
+unsigned smtp_count_received(const char *msg, size_t len);
+
+/* -------------------------------------------------------- SMTP client */
+/*
+ * The SMTP client protocol engine of the outbound relay (smtp/client.c;
+ * docs/smtp-client.md): one connection's dialogue with one server, as a
+ * state machine. No I/O, no clock, no DNS, no global state: the transport
+ * (sockets, TLS, timers, DNS, choosing the MX host) asks smtpc_next() what
+ * to do, does it, and reports back:
+ *
+ *     smtpc_new(&opts, &env, &c);                 the greeting is awaited
+ *     for (;;) switch (smtpc_next(c)) {
+ *     case SMTPC_WRITE:      smtpc_output(c, &p, &n); queue p[0, n); break;
+ *     case SMTPC_READ:       on each reply line: smtpc_input(c, line, len);
+ *                            on timeout (smtpc_timeout_ms) or EOF:
+ *                            smtpc_connection_lost(c); break;
+ *     case SMTPC_START_TLS:  handshake, then smtpc_tls_done(c)
+ *                            (or smtpc_tls_failed(c)); break;
+ *     case SMTPC_SEND_BODY:  send the message (smtpc_body_mode), then
+ *                            smtpc_body_sent(c); break;
+ *     case SMTPC_QUIT_DONE:  read the results; then smtpc_reset(c, &next)
+ *                            for the next message, or smtpc_quit(c); break;
+ *     case SMTPC_CLOSE:      read the results, close the socket, smtpc_free.
+ *     }
+ *
+ * Every string handed in is copied: opts, envelopes and lines need stay
+ * valid only during the call. Strings handed out belong to the engine.
+ */
+
+#define SMTPC_MAX_LINE 4096          /* bytes of one reply line (RFC 5321 §4.5.3.1.5 says 512
+                                        with CRLF; we are tolerant): longer is a protocol error */
+#define SMTPC_MAX_REPLY_LINES 100    /* lines of one multi-line reply: more is a protocol error */
+#define SMTPC_MAX_REPLY_BYTES 65536  /* bytes of one reply, all lines: more is a protocol error */
+#define SMTPC_MAX_TEXT 1024          /* bytes of reply text kept in a result (the rest cut) */
+#define SMTPC_MAX_RCPTS 1000         /* recipients of one envelope */
+#define SMTPC_MAX_SECRET 512         /* bytes of auth_user and of auth_pass */
+
+enum smtpc_tls {
+    SMTPC_TLS_NONE,           /* never STARTTLS */
+    SMTPC_TLS_OPPORTUNISTIC,  /* STARTTLS when offered; plain text when not, or when refused */
+    SMTPC_TLS_REQUIRED,       /* STARTTLS or nothing: tempfail 4.7.4 when not offered or refused */
+};
+
+struct smtpc_opts {
+    const char *helo;          /* our hostname for EHLO/HELO (smtp_valid_helo) */
+    enum smtpc_tls starttls;   /* ignored when tls_active */
+    bool tls_active;           /* implicit TLS (port 465): the connection is TLS already */
+    /* The last host the runner will try for these recipients (the last MX,
+     * or the smarthost). A 5xx greeting or EHLO/HELO refusal is about this
+     * host, not the message: it is permanent only here; elsewhere it is a
+     * tempfail so the runner tries the next MX (RFC 5321 §3.1, §5.1). */
+    bool last_mx;
+    /* Smarthost AUTH (RFC 4954); NULL = no AUTH. Both or neither; over TLS
+     * only (else a tempfail, never the password in clear). PLAIN with an
+     * initial response, else LOGIN. Neither appears in any result. */
+    const char *auth_user, *auth_pass;
+};
+
+struct smtpc_envelope {
+    const char *mail_from;     /* "" for the null sender; no <> */
+    const char *const *rcpts;  /* 1..SMTPC_MAX_RCPTS addresses, no <> */
+    size_t n_rcpts;
+    /* Message bytes: SIZE= (RFC 1870). With BDAT it is the chunk size, so it
+     * must be exactly the bytes the transport sends. */
+    uint64_t size;
+    bool eight_bit;   /* the body has 8-bit bytes: BODY=8BITMIME when offered (RFC 6152) */
+    bool smtputf8;    /* non-ASCII header fields: needs SMTPUTF8 (RFC 6531); non-ASCII
+                         addresses imply it */
+};
+
+struct smtpc;
+
+/*
+ * A new engine for one connection, awaiting the server's greeting, with
+ * the first message's envelope. Every address must parse as an RFC 5321
+ * path (smtp_parse_mail / smtp_parse_rcpt with SMTPUTF8). Returns 0, or -1
+ * with errno EINVAL (bad options or envelope) or ENOMEM.
+ */
+int smtpc_new(const struct smtpc_opts *o, const struct smtpc_envelope *e, struct smtpc **out);
+void smtpc_free(struct smtpc **c);  /* wipes the credentials; NULL-safe */
+
+enum smtpc_action {
+    SMTPC_READ,       /* wait for the next reply line (at most smtpc_timeout_ms) */
+    SMTPC_WRITE,      /* send smtpc_output()'s bytes, then ask again */
+    SMTPC_START_TLS,  /* STARTTLS accepted: discard whatever was read and not yet given
+                         to smtpc_input, handshake, then smtpc_tls_done() */
+    SMTPC_SEND_BODY,  /* send the message as smtpc_body_mode() says, then smtpc_body_sent() */
+    SMTPC_QUIT_DONE,  /* the transaction is over (success or not); results final */
+    SMTPC_CLOSE,      /* close now (421, protocol error, lost, after QUIT); results final */
+};
+enum smtpc_action smtpc_next(struct smtpc *c);
+
+/*
+ * The bytes to send for SMTPC_WRITE: one or more CRLF-ended command lines
+ * (a PIPELINING group, RFC 2920). Taking them counts as sending them: the
+ * transport copies them to its write queue before any other smtpc_* call,
+ * after which they are wiped (they may hold AUTH credentials). *n is 0 when
+ * there is nothing to send.
+ */
+void smtpc_output(struct smtpc *c, const char **p, size_t *n);
+
+/*
+ * One reply line as received, without its CRLF (one trailing CR is
+ * tolerated). The transport needs to buffer no more than SMTPC_MAX_LINE + 2
+ * bytes: a longer line it hands in cut to SMTPC_MAX_LINE + 1 bytes, and it
+ * is refused. Lines of a multi-line reply (RFC 5321 §4.2.1) come one call
+ * each. Returns 0, or -1 on a malformed line, a reply over the limits, or a
+ * reply when none is due: the undecided recipients become tempfail 4.5.0
+ * and next() says SMTPC_CLOSE. Lines after SMTPC_CLOSE are refused (-1).
+ */
+int smtpc_input(struct smtpc *c, const char *line, size_t len);
+
+/* The TLS handshake after SMTPC_START_TLS is done: EHLO again (RFC 3207 §4.2). */
+void smtpc_tls_done(struct smtpc *c);
+/* It failed: undecided recipients tempfail 4.7.0, next() says SMTPC_CLOSE. */
+void smtpc_tls_failed(struct smtpc *c);
+
+/*
+ * How SMTPC_SEND_BODY sends the message:
+ * - SMTPC_BODY_DATA: the message through smtpc_dot_encode() and
+ *   smtpc_dot_end() (dot-stuffed, CRLF line ends, then ".\r\n").
+ * - SMTPC_BODY_BDAT (RFC 3030): the engine has already written the
+ *   "BDAT <size> LAST\r\n" command through SMTPC_WRITE; send exactly
+ *   envelope.size raw bytes, nothing after them. The message must have CRLF
+ *   line ends (Petrel's server refuses anything else, so what it queues has).
+ */
+enum smtpc_body { SMTPC_BODY_DATA, SMTPC_BODY_BDAT };
+enum smtpc_body smtpc_body_mode(const struct smtpc *c);
+
+/* The whole message was handed to the socket; the final reply is due. Ignored
+ * when that reply already came (a server answering early). */
+void smtpc_body_sent(struct smtpc *c);
+
+/*
+ * The connection broke, or a timeout ran out: every undecided recipient
+ * becomes tempfail 4.4.2 "connection lost" (RFC 3463; RFC 5321 §4.1.1.4:
+ * as if 451; after the final dot the message may have arrived anyway, so
+ * a retry can duplicate it). next() says SMTPC_CLOSE.
+ */
+void smtpc_connection_lost(struct smtpc *c);
+
+/*
+ * After SMTPC_QUIT_DONE: the next message over the same connection (RSET
+ * first when the server may still hold the last transaction). Results start
+ * afresh. Returns 0, or -1 with errno EINVAL (not after QUIT_DONE, bad
+ * envelope: nothing changes) or ENOMEM.
+ */
+int smtpc_reset(struct smtpc *c, const struct smtpc_envelope *e);
+/* After SMTPC_QUIT_DONE: say QUIT; next() writes it, reads 221, says CLOSE.
+ * Returns 0, or -1 with errno EINVAL in any other state. */
+int smtpc_quit(struct smtpc *c);
+
+/*
+ * How long the transport waits for what next() asked, in ms (RFC 5321
+ * §4.5.3.2): greeting, EHLO/HELO, STARTTLS, AUTH, MAIL, RCPT, RSET 5 min;
+ * the TLS handshake 5 min; DATA 2 min; SMTPC_SEND_BODY 3 min for each
+ * write to make progress; the final reply (dot or BDAT) 10 min; QUIT 2 min.
+ * 0: nothing awaited (idle after QUIT_DONE: the transport's reuse policy).
+ */
+unsigned smtpc_timeout_ms(const struct smtpc *c);
+
+/* EHLO keywords the server offered (after the latest EHLO; 0 after HELO). */
+#define SMTPC_EXT_PIPELINING 0x001u   /* RFC 2920 */
+#define SMTPC_EXT_SIZE 0x002u         /* RFC 1870 */
+#define SMTPC_EXT_8BITMIME 0x004u     /* RFC 6152 */
+#define SMTPC_EXT_SMTPUTF8 0x008u     /* RFC 6531 */
+#define SMTPC_EXT_CHUNKING 0x010u     /* RFC 3030 */
+#define SMTPC_EXT_STARTTLS 0x020u     /* RFC 3207 */
+#define SMTPC_EXT_AUTH 0x040u         /* RFC 4954 (also the old "AUTH=" form) */
+#define SMTPC_EXT_ENHANCED 0x080u     /* ENHANCEDSTATUSCODES, RFC 2034 */
+#define SMTPC_EXT_AUTH_PLAIN 0x100u   /* AUTH lists PLAIN */
+#define SMTPC_EXT_AUTH_LOGIN 0x200u   /* AUTH lists LOGIN */
+unsigned smtpc_extensions(const struct smtpc *c);
+uint64_t smtpc_size_limit(const struct smtpc *c);  /* SIZE's value; 0 = none announced */
+
+/* Which step a result answers (a DSN's "in reply to ..."). */
+enum smtpc_stage {
+    SMTPC_STAGE_NONE,      /* undecided */
+    SMTPC_STAGE_GREETING,
+    SMTPC_STAGE_HELO,      /* EHLO or HELO */
+    SMTPC_STAGE_STARTTLS,  /* the command, the handshake, or TLS missing */
+    SMTPC_STAGE_AUTH,
+    SMTPC_STAGE_RSET,
+    SMTPC_STAGE_MAIL,      /* MAIL FROM, or a check made instead of it (SIZE, SMTPUTF8) */
+    SMTPC_STAGE_RCPT,
+    SMTPC_STAGE_DATA,      /* the DATA command */
+    SMTPC_STAGE_BODY,      /* the end of data or BDAT: the final reply */
+};
+/* "greeting", "EHLO/HELO", "STARTTLS", "AUTH", "RSET", "MAIL FROM", "RCPT TO",
+ * "DATA", "end of data". */
+const char *smtpc_stage_name(enum smtpc_stage s);
+
+/*
+ * A result. A recipient's is its RCPT reply, replaced by the final reply
+ * (end of data / BDAT) when the RCPT was accepted, or by the failure that
+ * ended the transaction first. Decided (stage != NONE, and when accepted
+ * the final reply in) for every recipient once next() says QUIT_DONE or
+ * CLOSE. Delivered: stage BODY, code 2xx, neither flag.
+ */
+struct smtpc_result {
+    int code;             /* the server's reply code; 0 when none decided (a local check,
+                             a lost connection, a protocol error) */
+    char status[16];      /* enhanced status "5.1.1": the reply's own (RFC 2034) when its
+                             class agrees with the code, else derived (2.0.0, 4.0.0, 5.0.0;
+                             RFC 3463), or ours for local decisions */
+    const char *text;     /* the reply's lines as received (codes included) joined by
+                             CRLF, none at the end (what dsn_rcpt.diagnostic takes; escape
+                             it for logs); control bytes and invalid UTF-8 as '?', cut at
+                             SMTPC_MAX_TEXT bytes; or our words. Never NULL; "" when none.
+                             Valid until smtpc_reset() or smtpc_free(). */
+    enum smtpc_stage stage;
+    bool permanent;       /* give up: bounce (5xx, or a permanent local check) */
+    bool tempfail;        /* try again later (4xx, lost connection, TLS missing ...) */
+};
+/* Recipient i's result (index into envelope.rcpts), NULL when out of range. */
+const struct smtpc_result *smtpc_rcpt_result(const struct smtpc *c, size_t i);
+/* The result of the transaction as a whole: the failure that ended it before
+ * the recipients decided (greeting, EHLO, STARTTLS, AUTH, MAIL, DATA, ...), or
+ * the final reply; NULL when there is none (every RCPT refused). */
+const struct smtpc_result *smtpc_result(const struct smtpc *c);
+
+/*
+ * The DATA encoder (RFC 5321 §4.5.2, §2.3.8): a '.' starting a line is
+ * doubled, and bare CR or bare LF are sent as CRLF (clients MUST NOT send
+ * them otherwise). Feed the message in any pieces; output goes to sink.
+ * smtpc_dot_end() ends the last line if it is open and writes ".\r\n".
+ * Start zeroed.
+ */
+struct smtpc_dot {
+    unsigned char state;
+};
+typedef void (*smtpc_sink)(void *arg, const char *p, size_t n);
+void smtpc_dot_encode(struct smtpc_dot *d, const char *p, size_t n, smtpc_sink sink, void *arg);
+void smtpc_dot_end(struct smtpc_dot *d, smtpc_sink sink, void *arg);
 
 #endif

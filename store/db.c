@@ -156,6 +156,27 @@ static const char *const migrations[] = {
     "INSERT OR IGNORE INTO index_queue(blob_id)"
     "  SELECT id FROM blobs b"
     "  WHERE NOT EXISTS (SELECT 1 FROM blob_search x WHERE x.blob_id = b.id);",
+
+    /* 5: DKIM signing keys (dkim.c). The private keys live in the store
+     * rather than in files beside it, so one backup of the store holds
+     * everything a restored server needs, with nothing to keep in step.
+     * They are as secret as the password hashes and the mail next to them:
+     * data_dir is made 0700 by store_open, but petrel.db, -wal and -shm get
+     * SQLite's 0644 less the umask, so only a data_dir that is not open to
+     * other users (store_open made it, or the admin chmod'ed it 0700) keeps
+     * them to the server's user; petrelctl dkim generate warns otherwise.
+     * algorithm: "rsa-sha256" or "ed25519-sha256", checked by dkim.c (no
+     * CHECK: a new algorithm then needs no table rebuild). created: unix
+     * seconds; a domain signs with its newest key. The keys go with their
+     * domain (cascade). Runs again harmlessly. */
+    "CREATE TABLE IF NOT EXISTS dkim_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,"
+    "  selector TEXT NOT NULL,"                 /* lowercase */
+    "  algorithm TEXT NOT NULL,"
+    "  private_pem TEXT NOT NULL,"              /* unencrypted PEM */
+    "  created INTEGER NOT NULL,"
+    "  UNIQUE(domain_id, selector));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

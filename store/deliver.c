@@ -37,7 +37,7 @@ struct change {
 /* Writer statements, prepared once on the writer connection. */
 enum {
     W_USER, W_BLOB_FIND, W_BLOB_REF, W_BLOB_ADD, W_PARSE_ADD, W_INDEX_ADD,
-    W_INBOX, W_MSG_ADD, W_MBOX_BUMP, W_USER_USED, W_QUEUE_ADD, W_COUNT
+    W_INBOX, W_SPECIAL, W_MSG_ADD, W_MBOX_BUMP, W_USER_USED, W_QUEUE_ADD, W_COUNT
 };
 
 static const char *const writer_sql[W_COUNT] = {
@@ -52,6 +52,10 @@ static const char *const writer_sql[W_COUNT] = {
     [W_INDEX_ADD] = "INSERT INTO index_queue(blob_id) VALUES (?1)",
     [W_INBOX] = "SELECT id, uidnext, highestmodseq FROM mailboxes"
                 " WHERE user_id = ?1 AND name = 'INBOX'",
+    /* store_delivery.junk: the user's mailbox of that special use (the
+     * oldest, should there be several), else INBOX. */
+    [W_SPECIAL] = "SELECT id, uidnext, highestmodseq FROM mailboxes"
+                  " WHERE user_id = ?1 AND special_use = ?2 ORDER BY id LIMIT 1",
     [W_MSG_ADD] = "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size,"
                   " blob_id) VALUES (?1, ?2, ?3, '', ?4, ?5, ?6)",
     [W_MBOX_BUMP] = "UPDATE mailboxes SET uidnext = ?2 + 1, highestmodseq = ?3 WHERE id = ?1",
@@ -367,8 +371,21 @@ static int apply(struct store_wctx *wc, struct store_item *it)
         if (skip[i])
             continue;
         sqlite3_stmt *st = w[W_INBOX];
-        sqlite3_bind_int64(st, 1, it->user_ids[i]);
-        int rc = sqlite3_step(st);
+        int rc = SQLITE_DONE;
+        if (it->name2) { /* OP_DELIVER: the special use to deliver into */
+            st = w[W_SPECIAL];
+            sqlite3_bind_int64(st, 1, it->user_ids[i]);
+            sqlite3_bind_text(st, 2, it->name2, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_DONE) {
+                sqlite3_reset(st);
+                st = w[W_INBOX];
+            }
+        }
+        if (rc == SQLITE_DONE) {
+            sqlite3_bind_int64(st, 1, it->user_ids[i]);
+            rc = sqlite3_step(st);
+        }
         if (rc != SQLITE_ROW) {
             sqlite3_reset(st);
             r = STORE_ERROR;
@@ -910,7 +927,10 @@ int store_deliver(struct store *s, const struct store_delivery *d,
     it->mail_from = strdup(d->mail_from ? d->mail_from : "");
     it->user_ids = calloc(d->n_users ? d->n_users : 1, sizeof(*it->user_ids));
     it->remote = calloc(d->n_remote ? d->n_remote : 1, sizeof(*it->remote));
-    bool ok = it->mail_from && it->user_ids && it->remote;
+    /* name2 of an OP_DELIVER item: the special use of the target mailbox. */
+    if (d->junk)
+        it->name2 = strdup("\\Junk");
+    bool ok = it->mail_from && it->user_ids && it->remote && (!d->junk || it->name2);
     /* Duplicates allowed in: one copy per user out. */
     for (unsigned i = 0; ok && i < d->n_users; i++) {
         bool dup = false;

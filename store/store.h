@@ -108,6 +108,48 @@ struct store_alias_info {
 typedef void (*store_alias_cb)(void *arg, const struct store_alias_info *a);
 int store_alias_list(struct store *s, const char *domain, store_alias_cb cb, void *arg);
 
+/* ------------------------------------------------------------- DKIM keys */
+
+/*
+ * The DKIM signing keys of the local domains (RFC 6376; docs/dkim.md "Keys
+ * and DNS"), in the store so that one backup of it covers them.
+ *
+ * selector: RFC 6376 §3.1, dot-separated labels of letters, digits and
+ * inner hyphens, 1..63 bytes each, with "selector._domainkey.domain" at
+ * most 253 bytes; kept lowercased, like the domain. algorithm:
+ * "rsa-sha256" or "ed25519-sha256". pem: the unencrypted private key
+ * (dkim_key_generate's PKCS#8 PEM), 1..STORE_DKIM_PEM_MAX bytes, kept as
+ * given: the store does not parse it.
+ *
+ * A domain signs with its newest key: the first of the domain that
+ * store_dkim_key_list gives (largest created, the later add on a tie).
+ * That is key rotation: add a key under a new selector and publish its
+ * record at once (the new key signs from its add on; until receivers see
+ * the record its signatures find no key); delete the old key later, and
+ * its record a few days after that, once mail signed with it has been
+ * read.
+ *
+ * add: STORE_NOTFOUND (no such domain), STORE_EXISTS (the domain has that
+ * selector), STORE_INVALID (domain, selector, algorithm or pem). del:
+ * STORE_NOTFOUND (no such domain or selector), STORE_INVALID. list: domain
+ * NULL lists every domain; STORE_NOTFOUND for an unknown domain. Rows come
+ * ordered by domain, then newest first; strings are valid during the
+ * callback only. A domain's keys go when the domain is deleted.
+ */
+#define STORE_DKIM_PEM_MAX 16384
+
+int store_dkim_key_add(struct store *s, const char *domain, const char *selector,
+                       const char *algorithm, const char *pem);
+int store_dkim_key_del(struct store *s, const char *domain, const char *selector);
+
+struct store_dkim_key_info {
+    const char *domain, *selector, *algorithm, *pem;
+    int64_t created;    /* unix seconds */
+};
+typedef void (*store_dkim_cb)(void *arg, const struct store_dkim_key_info *k);
+int store_dkim_key_list(struct store *s, const char *domain /* NULL = all */,
+                        store_dkim_cb cb, void *arg);
+
 /* ------------------------------------------------------------- mailboxes */
 
 struct store_mailbox_info {
@@ -173,6 +215,11 @@ struct store_delivery {
     unsigned n_users;
     const char *const *remote;  /* remote recipients for the outbound queue */
     unsigned n_remote;
+    /* true: each local user gets the message in their special-use \Junk
+     * mailbox (RFC 6154) instead of INBOX, INBOX when they have none; the
+     * MX's DMARC quarantine (docs/spf-dmarc.md). Remote recipients are
+     * queued as usual. */
+    bool junk;
 };
 typedef void (*store_done_cb)(void *arg, int result);
 int store_deliver(struct store *s, const struct store_delivery *d,

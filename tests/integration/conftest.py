@@ -153,6 +153,9 @@ class Petreld:
         self.kinds = kinds
         self.ports = {k: free_port() for k in kinds}
         self.extra = {"tls": {"cert": str(tls_dir / "cert.pem"), "key": str(tls_dir / "key.pem")}}
+        # The MX's SPF/DKIM/DMARC checks (default enforce) need DNS and add an
+        # Authentication-Results field: off unless a test asks (test_authcheck.py).
+        self.extra["checks"] = {"mode": "off"}
         for name, keys in (extra or {}).items():
             self.extra.setdefault(name, {}).update(keys)
         self.log_path = env.root / "petreld.log"
@@ -262,3 +265,24 @@ def body_of(stored):
     while lines[i][:1] in (b"\t", b" "):
         i += 1
     return b"\r\n".join(lines[i:])
+
+
+# --------------------------------------------------------------------- DNS
+
+
+@pytest.fixture
+def make_dns():
+    """A factory: make_dns(zone) → a started DNSServer (dnsserver.py) on a free
+    loopback port, stopped after the test. Point petreld at it with
+    extra={"dns": {"server": dns.address}}."""
+    from dnsserver import DNSServer
+    started = []
+
+    def make(zone):
+        dns = DNSServer(zone).start()
+        started.append(dns)
+        return dns
+
+    yield make
+    for dns in started:
+        dns.stop()

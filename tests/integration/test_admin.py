@@ -497,3 +497,269 @@ def test_prompt_empty(env):
     rc, tty, out, err = run_on_tty(env, ["user", "add", "e@example.test"], [""])
     assert rc == 1
     assert err == "petrelctl: user add: empty password\n"
+
+
+# ------------------------------------------------------------ DKIM keys
+
+import base64
+import re
+import subprocess
+import time
+
+DKIM_VERBS = [("dkim", "generate"), ("dkim", "list"), ("dkim", "del")]
+# RFC 8410: the DER SubjectPublicKeyInfo of an Ed25519 key is this prefix
+# and the raw 32-byte key, which is what k=ed25519 publishes (RFC 8463 §4.2).
+ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+
+
+@pytest.fixture
+def denv(env):
+    """env with the data dir closed to other users (no permission warning)."""
+    env.data_dir.chmod(0o700)
+    return env
+
+
+def txt_strings(line):
+    """The character-strings of a zone-file TXT line, unquoted."""
+    return [re.sub(r"\\(.)", r"\1", s) for s in re.findall(r'"((?:[^"\\]|\\.)*)"', line)]
+
+
+def txt_tags(line):
+    """The tags of a DKIM key record line (its strings joined, RFC 6376 §3.6.2.2)."""
+    strings = txt_strings(line)
+    assert strings and all(len(s.encode()) <= 255 for s in strings), strings
+    record = "".join(strings)
+    return dict(t.strip().split("=", 1) for t in record.split(";") if t.strip())
+
+
+def stored_pem(env, domain, selector):
+    with env.db() as db:
+        row = db.execute("SELECT k.private_pem FROM dkim_keys k JOIN domains d"
+                         " ON d.id = k.domain_id WHERE d.name = ? AND k.selector = ?",
+                         (domain, selector)).fetchone()
+    assert row, (domain, selector)
+    return row[0]
+
+
+def openssl(*args):
+    r = subprocess.run(["openssl", *map(str, args)], capture_output=True)
+    return r.returncode, r.stdout
+
+
+def check_key_signs(tmp, pem, tags):
+    """A signature made with the stored private key verifies with the published
+    p= key (openssl), and one over other data does not."""
+    tmp.mkdir(exist_ok=True)
+    key, pub, msg, other, sig = (tmp / n for n in ("key.pem", "pub.der", "msg", "other", "sig"))
+    key.write_text(pem)
+    key.chmod(0o600)
+    der = base64.b64decode(tags["p"])
+    msg.write_bytes(b"From: a@example.test\r\n\r\nsigned by petrel\r\n")
+    other.write_bytes(b"From: a@example.test\r\n\r\nsigned by someone else\r\n")
+    if tags["k"] == "rsa":
+        pub.write_bytes(der)
+        rc, text = openssl("pkey", "-pubin", "-inform", "DER", "-in", pub, "-noout", "-text")
+        assert rc == 0 and b"2048 bit" in text, text
+        assert openssl("dgst", "-sha256", "-sign", key, "-out", sig, msg)[0] == 0
+        verify = ["dgst", "-sha256", "-verify", pub, "-keyform", "DER", "-signature", sig]
+    else:
+        assert len(der) == 32
+        pub.write_bytes(ED25519_SPKI_PREFIX + der)
+        assert openssl("pkeyutl", "-sign", "-inkey", key, "-rawin", "-in", msg,
+                       "-out", sig)[0] == 0
+        verify = ["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", pub,
+                  "-rawin", "-sigfile", sig, "-in"]
+    assert openssl(*verify, msg)[0] == 0
+    assert openssl(*verify, other)[0] != 0
+
+
+def generated_record(out, domain, selector, algorithm, bits):
+    """The two lines of dkim generate's output; returns the record's tags."""
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    assert lines[0] == (f"added DKIM key {selector} for {domain} ({algorithm}, {bits} bits);"
+                        " publish this TXT record:")
+    assert lines[1].startswith(f"{selector}._domainkey.{domain}. IN TXT ( \"")
+    assert lines[1].endswith("\" )")
+    return txt_tags(lines[1])
+
+
+def this_month_selectors():
+    """petrel + YYYYMM (UTC), now and a moment ago (a month may just have begun)."""
+    return {time.strftime("petrel%Y%m", time.gmtime(t)) for t in (time.time() - 120, time.time())}
+
+
+def test_dkim_help(petrel_env):
+    out = petrel_env.ctl_ok("--help")
+    for group, verb in DKIM_VERBS:
+        assert f" {verb} " in out
+        r = petrel_env.ctl(group, verb, "--help")
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: petrelctl [-c FILE] {group} {verb}")
+    assert "dns" in out
+    r = petrel_env.ctl("dkim", "--help")
+    assert r.stdout.startswith("usage: petrelctl [-c FILE] dkim VERB")
+    r = petrel_env.ctl("dns", "--help")
+    assert r.returncode == 0
+    assert r.stdout.startswith("usage: petrelctl [-c FILE] dns DOMAIN\n")
+
+
+def test_dkim_generate_rsa(denv, tmp_path):
+    r = denv.ctl("dkim", "generate", "example.test")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    selector = r.stdout.split()[3]
+    assert selector in this_month_selectors()
+    tags = generated_record(r.stdout, "example.test", selector, "rsa-sha256", 2048)
+    assert tags["v"] == "DKIM1" and tags["k"] == "rsa"
+    assert len(txt_strings(r.stdout.splitlines()[1])) == 2  # 2048-bit: over 255 bytes
+    check_key_signs(tmp_path / "rsa", stored_pem(denv, "example.test", selector), tags)
+
+
+def test_dkim_generate_ed25519(denv, tmp_path):
+    out = denv.ctl_ok("dkim", "generate", "Example.TEST", "--selector", "Ed.2026",
+                      "--algorithm", "ed25519")
+    tags = generated_record(out, "example.test", "ed.2026", "ed25519-sha256", 256)
+    assert tags["v"] == "DKIM1" and tags["k"] == "ed25519"
+    check_key_signs(tmp_path / "ed", stored_pem(denv, "example.test", "ed.2026"), tags)
+    out = denv.ctl_ok("dkim", "generate", "example.test", "--selector=s2", "--algorithm=rsa")
+    generated_record(out, "example.test", "s2", "rsa-sha256", 2048)
+
+
+def test_dkim_list_and_del(denv):
+    denv.ctl_ok("domain", "add", "b.test")
+    assert denv.ctl_ok("dkim", "list") == "DOMAIN  SELECTOR  ALGORITHM  CREATED\n"
+    assert denv.ctl_ok("dkim", "list", "--json").strip() == "[]"
+    denv.ctl_ok("dkim", "generate", "example.test", "--selector", "old", "--algorithm",
+                "ed25519")
+    denv.ctl_ok("dkim", "generate", "example.test", "--selector", "new", "--algorithm",
+                "ed25519")
+    denv.ctl_ok("dkim", "generate", "b.test", "--selector", "s", "--algorithm", "ed25519")
+    head, rows = table(denv.ctl_ok("dkim", "list"))
+    assert head == ["DOMAIN", "SELECTOR", "ALGORITHM", "CREATED"]
+    # By domain, the newest key (the signing one) first.
+    assert [r[:3] for r in rows] == [["b.test", "s", "ed25519-sha256"],
+                                     ["example.test", "new", "ed25519-sha256"],
+                                     ["example.test", "old", "ed25519-sha256"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[3]) for r in rows)
+    data = json.loads(denv.ctl_ok("dkim", "list", "example.test", "--json"))
+    assert [sorted(k) for k in data] == [["algorithm", "created", "domain", "selector"]] * 2
+    assert [(k["domain"], k["selector"], k["algorithm"]) for k in data] == \
+        [("example.test", "new", "ed25519-sha256"), ("example.test", "old", "ed25519-sha256")]
+    assert "PRIVATE" not in denv.ctl_ok("dkim", "list", "--json")   # never the key itself
+
+    out = denv.ctl_ok("dkim", "del", "example.test", "old")
+    assert out.startswith("deleted DKIM key old of example.test")
+    assert [r[1] for r in table(denv.ctl_ok("dkim", "list", "example.test"))[1]] == ["new"]
+    fails(denv.ctl("dkim", "del", "example.test", "old"),
+          "dkim del: domain example.test has no DKIM key with selector old")
+    fails(denv.ctl("dkim", "del", "nowhere.test", "old"),
+          "dkim del: domain nowhere.test does not exist")
+    fails(denv.ctl("dkim", "list", "nowhere.test"),
+          "dkim list: domain nowhere.test does not exist")
+    # A domain's keys go with it.
+    denv.ctl_ok("domain", "del", "b.test")
+    assert [r[0] for r in table(denv.ctl_ok("dkim", "list"))[1]] == ["example.test"]
+
+
+def test_dkim_generate_errors(denv):
+    denv.ctl_ok("dkim", "generate", "example.test", "--selector", "s1", "--algorithm", "ed25519")
+    msg = ("dkim generate: domain example.test already has a DKIM key with selector {} "
+           "(choose another with --selector)")
+    fails(denv.ctl("dkim", "generate", "example.test", "--selector", "s1"), msg.format("s1"))
+    fails(denv.ctl("dkim", "generate", "example.test", "--selector", "S1"), msg.format("S1"))
+    fails(denv.ctl("dkim", "generate", "nowhere.test"),
+          "dkim generate: domain nowhere.test does not exist")
+    fails(denv.ctl("dkim", "generate", "example.test", "--algorithm", "dsa"),
+          "dkim generate: invalid algorithm dsa (rsa or ed25519)")
+    for bad in ("a_b", "-a", "a..b", "x" * 64):
+        fails(denv.ctl("dkim", "generate", "example.test", "--selector", bad,
+                       "--algorithm", "ed25519"),
+              f"dkim generate: invalid selector {bad} (labels of letters, digits and hyphens,"
+              " at most 63 bytes each, joined by dots)")
+    fails(denv.ctl("dkim", "generate", "example.test", "--selector"),
+          "dkim generate: --selector needs a SELECTOR")
+    fails(denv.ctl("dkim", "generate"),
+          "dkim generate: missing argument (usage: dkim generate DOMAIN [--selector S]"
+          " [--algorithm A])")
+    assert [r[1] for r in table(denv.ctl_ok("dkim", "list"))[1]] == ["s1"]
+
+
+def test_dkim_generate_warns_when_readable(env):
+    env.data_dir.chmod(0o755)
+    (env.data_dir / "petrel.db").chmod(0o644)
+    r = env.ctl("dkim", "generate", "example.test", "--algorithm", "ed25519")
+    assert r.returncode == 0
+    assert r.stderr == (f"petrelctl: warning: {env.data_dir}/petrel.db holds the private key"
+                        f" and other users can read it (file 644, directory 755):"
+                        f" chmod 700 {env.data_dir}\n")
+    env.data_dir.chmod(0o700)
+    r = env.ctl("dkim", "generate", "example.test", "--selector", "s2", "--algorithm", "ed25519")
+    assert r.returncode == 0 and r.stderr == ""
+
+
+# ------------------------------------------------------------------- dns
+
+DNS_LISTEN = {"smtp": "127.0.0.1:2525", "submission": "127.0.0.1:2587",
+              "submissions": "127.0.0.1:2465", "imaps": "127.0.0.1:2993",
+              "pop3s": "0.0.0.0:2995"}
+
+
+def records(out):
+    """The non-comment lines of dns output, each split into fields."""
+    return [line for line in out.splitlines() if line and not line.startswith(";")]
+
+
+def test_dns(denv, tls_dir):
+    denv.write_config(listen=DNS_LISTEN, extra={"tls": {"cert": tls_dir / "cert.pem",
+                                                        "key": tls_dir / "key.pem"}})
+    gen = denv.ctl_ok("dkim", "generate", "example.test", "--selector", "rsa1")
+    published = generated_record(gen, "example.test", "rsa1", "rsa-sha256", 2048)["p"]
+    out = denv.ctl_ok("dns", "Example.Test")
+    lines = out.splitlines()
+    # Every record has a comment above it.
+    for i, line in enumerate(lines):
+        if not line.startswith(";"):
+            assert i > 0 and lines[i - 1].startswith(";"), line
+    recs = records(out)
+    assert "example.test. IN MX 10 mail.example.test." in recs
+    assert 'example.test. IN TXT "v=spf1 mx -all"' in recs
+    assert '_dmarc.example.test. IN TXT "v=DMARC1; p=quarantine; ' \
+           'rua=mailto:postmaster@example.test"' in recs
+    dkim = [r for r in recs if r.startswith("rsa1._domainkey.example.test. IN TXT ( ")]
+    assert len(dkim) == 1 and txt_tags(dkim[0])["p"] == published
+    for line in recs:
+        if " IN TXT " in line:
+            assert all(len(s.encode()) <= 255 for s in txt_strings(line)), line
+    # RFC 6186 / RFC 8314 SRV records with the configured ports; off is "0 0 0 .".
+    assert "_submissions._tcp.example.test. IN SRV 0 1 2465 mail.example.test." in recs
+    assert "_submission._tcp.example.test. IN SRV 10 1 2587 mail.example.test." in recs
+    assert "_imaps._tcp.example.test. IN SRV 0 1 2993 mail.example.test." in recs
+    assert "_imap._tcp.example.test. IN SRV 0 0 0 ." in recs
+    assert "_pop3s._tcp.example.test. IN SRV 0 1 2995 mail.example.test." in recs
+    assert "_pop3._tcp.example.test. IN SRV 0 0 0 ." in recs
+    assert len(recs) == 4 + 6
+    # Comments: the A/AAAA hint, the smarthost, p=none, the port-25 forward.
+    assert "public IPv4 address" in out and "does not know" in out
+    assert "include:" in out and "p=none" in out
+    assert "[listen] smtp is port 2525" in out
+    assert "postmaster@example.test is neither a user nor an alias" in out
+
+
+def test_dns_keys_and_errors(denv):
+    out = denv.ctl_ok("dns", "example.test")
+    assert "; DKIM (RFC 6376): example.test has no key yet: run petrelctl dkim generate " \
+           "example.test" in out
+    assert not [r for r in records(out) if "_domainkey" in r]
+    denv.ctl_ok("alias", "add", "postmaster@example.test", "alice@example.test")
+    denv.ctl_ok("dkim", "generate", "example.test", "--selector", "old", "--algorithm",
+                "ed25519")
+    denv.ctl_ok("dkim", "generate", "example.test", "--selector", "new", "--algorithm",
+                "ed25519")
+    out = denv.ctl_ok("dns", "example.test")
+    keys = [r.split()[0] for r in records(out) if "_domainkey" in r]
+    assert keys == ["new._domainkey.example.test.", "old._domainkey.example.test."]
+    assert "no key yet" not in out and "neither a user nor an alias" not in out
+    # With no listener but smtp off: every SRV says "not available".
+    assert len([r for r in records(out) if r.endswith("IN SRV 0 0 0 .")]) == 6
+    fails(denv.ctl("dns", "nowhere.test"), "dns: domain nowhere.test does not exist")
+    fails(denv.ctl("dns"), "dns: missing argument (usage: dns DOMAIN)")
+    fails(denv.ctl("dns", "a.test", "b.test"), "dns: too many arguments (usage: dns DOMAIN)")
