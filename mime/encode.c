@@ -516,6 +516,12 @@ static bool tree_within(const struct mime_part *p, size_t size)
     return !p->message || tree_within(p->message, size);
 }
 
+bool mime_encoded_is_current(const char *data, size_t len)
+{
+    return data && len > ENC_MAGIC_LEN && memcmp(data, ENC_MAGIC, ENC_MAGIC_LEN) == 0 &&
+           (uint8_t)data[ENC_MAGIC_LEN] == ENC_VERSION;
+}
+
 struct mime_message *mime_decode(const char *data, size_t len)
 {
     if (!data || len < ENC_MAGIC_LEN + 1 || memcmp(data, ENC_MAGIC, ENC_MAGIC_LEN) != 0

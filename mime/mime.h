@@ -99,6 +99,10 @@ void mime_free(struct mime_message **msg);
  */
 char *mime_encode(const struct mime_message *msg, size_t *len);
 struct mime_message *mime_decode(const char *data, size_t len);
+/* The stored parse is of the format mime_encode writes now. An older one
+ * still decodes, but into the older reading (lowercased tokens, first
+ * occurrences): the store parses such a message again instead. */
+bool mime_encoded_is_current(const char *data, size_t len);
 
 /*
  * Finds the first header field named name (case-insensitive) in the header

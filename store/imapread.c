@@ -347,6 +347,30 @@ struct fetch_req {
     void *arg;
 };
 
+/*
+ * The stored parse is of an older format, damaged, or missing: the message
+ * is parsed again from its bytes (on the pool, like the read), so every
+ * message is rendered as the current parser reads it (docs/store.md).
+ */
+static int reparse(sqlite3_stmt *st, const struct fetch_req *f, struct fetch_item *it,
+                   bool had_parse)
+{
+    char *data = it->data;
+    size_t len = it->len;
+    int r = STORE_OK;
+    if (!(f->what & STORE_FETCH_RAW))
+        r = store_inflate_blob(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                               (uint64_t)sqlite3_column_int64(st, 1), &data, &len);
+    if (r != STORE_OK)
+        return r;
+    it->parse = mime_parse(data, len);
+    if (data != it->data)
+        free(data);
+    log_event(PLOG_DEBUG, 0, "event=store_reparse mailbox_id=%lld uid=%u reason=%s",
+              (long long)f->mailbox_id, it->uid, had_parse ? "old-or-damaged" : "none");
+    return it->parse ? STORE_OK : STORE_ERROR;
+}
+
 static int fetch_read(sqlite3_stmt *st, const struct fetch_req *f, struct fetch_item *it)
 {
     sqlite3_reset(st);
@@ -360,13 +384,13 @@ static int fetch_read(sqlite3_stmt *st, const struct fetch_req *f, struct fetch_
             r = store_inflate_blob(sqlite3_column_blob(st, 0),
                                    (size_t)sqlite3_column_bytes(st, 0),
                                    (uint64_t)sqlite3_column_int64(st, 1), &it->data, &it->len);
-        const void *mime = sqlite3_column_blob(st, 2);
+        const char *mime = sqlite3_column_blob(st, 2);
         int mlen = sqlite3_column_bytes(st, 2);
-        if (r == STORE_OK && (f->what & STORE_FETCH_PARSE) && mime && mlen > 0) {
-            it->parse = mime_decode(mime, (size_t)mlen);
+        if (r == STORE_OK && (f->what & STORE_FETCH_PARSE)) {
+            if (mime_encoded_is_current(mime, (size_t)mlen))
+                it->parse = mime_decode(mime, (size_t)mlen);
             if (!it->parse)
-                log_event(PLOG_WARN, 0, "event=store_parse_undecodable mailbox_id=%lld uid=%u",
-                          (long long)f->mailbox_id, it->uid);
+                r = reparse(st, f, it, mime != NULL && mlen > 0);
         }
     } else if (rc != SQLITE_DONE) {
         store_db_log(sqlite3_db_handle(st), "fetch");

@@ -908,6 +908,78 @@ static void test_fetch(void **state)
     fx_close(&f);
 }
 
+/* Sets the stored parse of every message to bytes (NULL: none). */
+static void set_stored_parse(struct fx *f, const char *bytes, size_t len)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE parses SET mime = ?1", -1, &st, NULL),
+                     SQLITE_OK);
+    if (bytes)
+        sqlite3_bind_blob(st, 1, bytes, (int)len, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static char *fetched_subject(struct fx *f, int64_t mailbox_id)
+{
+    struct fetched x = { .f = f };
+    assert_int_equal(store_fetch(f->s, mailbox_id, 1, STORE_FETCH_PARSE, on_fetch, &x), STORE_OK);
+    f->pending = 1;
+    wait_all(f);
+    assert_int_equal(x.result, STORE_OK);
+    assert_null(x.data);
+    assert_non_null(x.parse);
+    char *subject = strdup(x.parse->root.subject ? x.parse->root.subject : "");
+    mime_free(&x.parse);
+    return subject;
+}
+
+/* A stored parse of an older format, a damaged one or none: the message is
+ * parsed again from its bytes; a current one is used as stored. */
+static void test_fetch_reparse(void **state)
+{
+    (void)state;
+    struct fx *f = fx_open("reparse", 0);
+    struct store_mailbox in = mb_get(f, "INBOX");
+    assert_int_equal(append(f, "INBOX", MSG3, NULL).result, STORE_OK);
+    /* The parse of another message, to tell a decode from a re-parse. */
+    static const char other[] = "Subject: other\r\n\r\nx\r\n";
+    struct mime_message *m = mime_parse(other, sizeof other - 1);
+    size_t len = 0;
+    char *enc = mime_encode(m, &len);
+    mime_free(&m);
+    assert_non_null(enc);
+    assert_true(mime_encoded_is_current(enc, len));
+
+    set_stored_parse(f, enc, len);
+    char *subject = fetched_subject(f, in.id);
+    assert_string_equal(subject, "other"); /* current: decoded as stored */
+    free(subject);
+
+    enc[4] = 1; /* version 1 */
+    assert_false(mime_encoded_is_current(enc, len));
+    set_stored_parse(f, enc, len);
+    subject = fetched_subject(f, in.id);
+    assert_string_equal(subject, "three");
+    free(subject);
+
+    set_stored_parse(f, "PMIM\x02\xff\xff", 7); /* current version, damaged */
+    subject = fetched_subject(f, in.id);
+    assert_string_equal(subject, "three");
+    free(subject);
+
+    set_stored_parse(f, NULL, 0);
+    subject = fetched_subject(f, in.id);
+    assert_string_equal(subject, "three");
+    free(subject);
+    free(enc);
+    fx_close(&f);
+}
+
 /* Migration 2 takes the subscribed column over into subscriptions. */
 static void test_migration_subscriptions(void **state)
 {
@@ -946,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_group_commit_mixed),
         cmocka_unit_test(test_fetch),
+        cmocka_unit_test(test_fetch_reparse),
         cmocka_unit_test(test_migration_subscriptions),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
