@@ -83,6 +83,16 @@ void config_defaults(struct config *cfg)
     snprintf(cfg->checks_psl, sizeof cfg->checks_psl,
              "/usr/share/publicsuffix/public_suffix_list.dat");
     cfg->checks_timeout = 20; /* RFC 7208 §4.6.4: at least 20 s for SPF */
+
+    cfg->relay_port = 587;
+    cfg->relay_tls = RELAY_STARTTLS;
+    cfg->mx_port = 25;
+    cfg->queue_lifetime = 5 * 86400;     /* RFC 5321 §4.5.4.1: at least 4-5 days */
+    cfg->queue_delay_warning = 4 * 3600;
+    cfg->queue_retry_min = 300;          /* RFC 5321 §4.5.4.1: at least 30 minutes is */
+    cfg->queue_retry_max = 3600;         /* the RFC's advice; we start faster, cap at 1 h */
+    cfg->queue_per_domain = 20;        /* Postfix's default_destination_concurrency_limit */
+    cfg->queue_max_connections = 64;
 }
 
 int parse_size(const char *s, uint64_t *out)
@@ -127,6 +137,8 @@ enum key_type {
     K_LOGLEVEL,
     K_DNSSERVER, /* [dns] server: numeric address, optional port (dns_server_parse) */
     K_CHECKSMODE, /* [checks] mode: off, tag, enforce */
+    K_OPTSTR,   /* char array of size bytes, may be empty */
+    K_RELAYTLS, /* [relay] tls: starttls, implicit */
 };
 
 struct key_def {
@@ -143,6 +155,7 @@ struct key_def {
 #define STR(sec, key, f) { sec, key, K_STR, OFF(f), sizeof(((struct config *)0)->f), 0, 0 }
 #define ADDR(key, kind) \
     { "listen", key, K_ADDR, OFF(listen) + (kind) * sizeof(struct listen_addr), 0, 0, 0 }
+#define OPTSTR(sec, key, f) { sec, key, K_OPTSTR, OFF(f), sizeof(((struct config *)0)->f), 0, 0 }
 #define UINT(sec, key, f, lo, hi) { sec, key, K_UINT, OFF(f), 0, lo, hi }
 #define USIZE(sec, key, f, lo, hi) { sec, key, K_USIZE, OFF(f), 0, lo, hi }
 
@@ -151,6 +164,7 @@ static const struct key_def keys[] = {
     STR("server", "data_dir", data_dir),
     STR("tls", "cert", tls_cert),
     STR("tls", "key", tls_key),
+    OPTSTR("tls", "ca_file", tls_ca_file),
     ADDR("smtp", LISTEN_SMTP),
     ADDR("submission", LISTEN_SUBMISSION),
     ADDR("submissions", LISTEN_SUBMISSIONS),
@@ -185,6 +199,18 @@ static const struct key_def keys[] = {
     { "checks", "mode", K_CHECKSMODE, OFF(checks_mode), 0, 0, 0 },
     STR("checks", "psl", checks_psl),
     UINT("checks", "timeout", checks_timeout, 1, 600),
+    OPTSTR("relay", "host", relay_host),
+    UINT("relay", "port", relay_port, 1, 65535),
+    { "relay", "tls", K_RELAYTLS, OFF(relay_tls), 0, 0, 0 },
+    OPTSTR("relay", "user", relay_user),
+    OPTSTR("relay", "password", relay_password),
+    UINT("relay", "mx_port", mx_port, 1, 65535),
+    UINT("queue", "lifetime", queue_lifetime, 60, 90 * 86400),
+    UINT("queue", "delay_warning", queue_delay_warning, 0, 90 * 86400),
+    UINT("queue", "retry_min", queue_retry_min, 1, 86400),
+    UINT("queue", "retry_max", queue_retry_max, 1, 7 * 86400),
+    UINT("queue", "per_domain", queue_per_domain, 1, 1000),
+    UINT("queue", "max_connections", queue_max_connections, 1, 10000),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -402,7 +428,8 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     const char *why = NULL;
     switch (k->type) {
     case K_STR:
-        if (!*value) {
+    case K_OPTSTR:
+        if (!*value && k->type == K_STR) {
             set_err(st, line, section, name, "empty value");
             return 0;
         }
@@ -478,6 +505,16 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         *(enum checks_mode *)field = (enum checks_mode)m;
         break;
     }
+    case K_RELAYTLS:
+        if (strcasecmp(value, "starttls") == 0) {
+            *(enum relay_tls *)field = RELAY_STARTTLS;
+        } else if (strcasecmp(value, "implicit") == 0) {
+            *(enum relay_tls *)field = RELAY_IMPLICIT;
+        } else {
+            set_err(st, line, section, name, "bad value \"%s\" (starttls, implicit)", value);
+            return 0;
+        }
+        break;
     }
     return 1;
 }
@@ -545,6 +582,16 @@ static int load(struct parse_state *st)
     if (!cfg->data_dir[0]) {
         if (err && errlen)
             snprintf(err, errlen, "%s: [server] data_dir: must not be empty", path);
+        return -1;
+    }
+    if (!cfg->relay_user[0] != !cfg->relay_password[0]) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: [relay] user and password: give both or neither", path);
+        return -1;
+    }
+    if (cfg->queue_retry_min > cfg->queue_retry_max) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: [queue] retry_min: more than retry_max", path);
         return -1;
     }
     bool any = false;

@@ -7,11 +7,16 @@
  * uv_shutdown(); its callback (or the linger timer) uv_close()s both
  * handles; when both close callbacks ran, handler->close runs and the
  * connection is freed. No handler callback runs after close.
+ *
+ * Outbound connections (connect.c) come here once TCP is up
+ * (conn_established); before that they only buffer output. Their TLS is
+ * the client side of the same memory-BIO path.
  */
 #include "core/core-int.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +42,9 @@ static void hard_close(struct conn *c);
 /* ----------------------------------------------------------- accessors */
 
 uint64_t conn_id(const struct conn *c) { return c->id; }
-enum listener_kind conn_kind(const struct conn *c) { return c->l->kind; }
-void *conn_listener_ctx(const struct conn *c) { return c->l->ctx; }
+enum listener_kind conn_kind(const struct conn *c) { return c->l ? c->l->kind : LISTEN_KIND_COUNT; }
+void *conn_listener_ctx(const struct conn *c) { return c->l ? c->l->ctx : NULL; }
+const char *conn_error(const struct conn *c) { return c->error ? c->error : ""; }
 struct server *conn_server(const struct conn *c) { return c->srv; }
 void conn_set_data(struct conn *c, void *data) { c->data = data; }
 void *conn_data(const struct conn *c) { return c->data; }
@@ -83,6 +89,39 @@ const char *conn_tls_cipher(const struct conn *c)
 int conn_tls_bits(const struct conn *c)
 {
     return conn_is_tls(c) ? SSL_CIPHER_get_bits(SSL_get_current_cipher(c->ssl), NULL) : 0;
+}
+
+bool conn_tls_verified(const struct conn *c)
+{
+    return conn_is_tls(c) && c->tls_verified;
+}
+
+void conn_set_error(struct conn *c, const char *fmt, ...)
+{
+    if (!c->outbound || c->error)
+        return;
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    c->error = strdup(buf); /* NULL when out of memory: conn_error() says "" */
+}
+
+const char *conn_uv_reason(int err)
+{
+    switch (err) {
+    case UV_ECONNREFUSED: return "connection refused";
+    case UV_ETIMEDOUT: return "timed out";
+    case UV_ECONNRESET:
+    case UV_EPIPE: return "connection reset";
+    case UV_ECONNABORTED: return "connection aborted";
+    case UV_ENETUNREACH: return "network unreachable";
+    case UV_EHOSTUNREACH: return "host unreachable";
+    case UV_EADDRNOTAVAIL: return "address not available";
+    case UV_EOF: return "connection closed by peer";
+    default: return uv_strerror(err);
+    }
 }
 
 /* ---------------------------------------------------------------- input */
@@ -228,6 +267,8 @@ static void dispatch_input(struct conn *c)
 
 static void update_reading(struct conn *c)
 {
+    if (c->connecting)
+        return;
     bool want = !c->closing && !c->eof && !c->out_blocked && conn_pending(c) < in_limit(c) &&
                 !conn_z_stash_full(c);
     if (want && !c->reading) {
@@ -237,6 +278,11 @@ static void update_reading(struct conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+}
+
+void conn_update_reading(struct conn *c)
+{
+    update_reading(c);
 }
 
 size_t conn_input_room(const struct conn *c)
@@ -275,11 +321,13 @@ void conn_feed(struct conn *c, const char *data, size_t n)
         c->ext_len = c->ext_off = 0;
         if (left && !c->closing && buf_append(&c->in, rest, left, in_limit(c)) != 0) {
             log_event(PLOG_WARN, c->id, "event=input-overflow");
+            conn_set_error(c, "input overflow");
             conn_close(c);
         }
     } else {
         if (buf_append(&c->in, data, n, in_limit(c)) != 0) {
             log_event(PLOG_WARN, c->id, "event=input-overflow");
+            conn_set_error(c, "input overflow");
             conn_close(c);
             return;
         }
@@ -354,6 +402,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             log_event(PLOG_DEBUG, c->id, "event=read-error error=%s", uv_err_name((int)nread));
             c->dead = true;
         }
+        conn_set_error(c, "%s%s", c->handshaking ? "TLS handshake: " : "",
+                       conn_uv_reason((int)nread));
         c->eof = true;
         uv_read_stop(s);
         c->reading = false;
@@ -390,8 +440,10 @@ static void on_write(uv_write_t *req, int status)
     c->queued -= w->len;
     free(w);
     if (status < 0) {
-        if (status != UV_ECANCELED)
+        if (status != UV_ECANCELED) {
             log_event(PLOG_DEBUG, c->id, "event=write-error error=%s", uv_err_name(status));
+            conn_set_error(c, "%s", conn_uv_reason(status));
+        }
         c->dead = true;
         if (!c->closing)
             conn_close(c);
@@ -432,6 +484,7 @@ static void write_raw(struct conn *c, const char *data, size_t len)
             data += r;
             len -= (size_t)r;
         } else if (r < 0 && r != UV_EAGAIN) {
+            conn_set_error(c, "%s", conn_uv_reason(r));
             c->dead = true;
             if (!c->closing)
                 conn_close(c);
@@ -482,6 +535,8 @@ static void flush_out(struct conn *c)
         buf_free(&c->out);
         return;
     }
+    if (c->connecting || c->tls_wait)
+        return; /* corked until the connection is up / its TLS has begun */
     if (c->z && c->out.len && conn_z_output(c) != 0) {
         buf_free(&c->out);
         c->dead = true;
@@ -562,27 +617,39 @@ void conn_flush(struct conn *c)
 
 /* ------------------------------------------------------------------ TLS */
 
+int conn_tls_attach(struct conn *c, SSL *ssl)
+{
+    BIO *rbio = BIO_new(BIO_s_mem());
+    BIO *wbio = BIO_new(BIO_s_mem());
+    if (!rbio || !wbio) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        return -1;
+    }
+    BIO_set_mem_eof_return(rbio, -1); /* empty means "more later" */
+    SSL_set_bio(ssl, rbio, wbio);
+    if (c->outbound)
+        SSL_set_connect_state(ssl);
+    else
+        SSL_set_accept_state(ssl);
+    c->ssl = ssl;
+    c->rbio = rbio;
+    c->wbio = wbio;
+    c->handshaking = true;
+    return 0;
+}
+
 static int tls_begin(struct conn *c)
 {
     if (!c->srv->ctx)
         return -1;
-    c->ssl = SSL_new(c->srv->ctx); /* holds a reference on the context */
-    if (!c->ssl)
+    SSL *ssl = SSL_new(c->srv->ctx); /* holds a reference on the context */
+    if (!ssl)
         return -1;
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (!c->rbio || !c->wbio) {
-        BIO_free(c->rbio);
-        BIO_free(c->wbio);
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-        c->rbio = c->wbio = NULL;
+    if (conn_tls_attach(c, ssl) != 0) {
+        SSL_free(ssl);
         return -1;
     }
-    BIO_set_mem_eof_return(c->rbio, -1); /* empty means "more later" */
-    SSL_set_bio(c->ssl, c->rbio, c->wbio);
-    SSL_set_accept_state(c->ssl);
-    c->handshaking = true;
     return 0;
 }
 
@@ -610,6 +677,47 @@ static void call_open(struct conn *c)
     c->in_cb--;
 }
 
+/* A handshake failed: log, drop the engine (no close_notify after a failed
+ * handshake) and close. */
+static void tls_fail(struct conn *c, int sslerr)
+{
+    char why[160], v[200];
+    tls_reason(sslerr, why, sizeof why);
+    if (c->outbound) {
+        long vr = SSL_get_verify_result(c->ssl);
+        if (vr != X509_V_OK && strstr(why, "certificate verify failed"))
+            conn_set_error(c, "TLS handshake: %s (%s)", why, X509_verify_cert_error_string(vr));
+        else
+            conn_set_error(c, "TLS handshake: %s", why);
+    }
+    log_event(PLOG_INFO, c->id, "event=tls-failed reason=%s",
+              log_value(c->outbound ? conn_error(c) : why, v, sizeof v));
+    c->handshaking = false;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->rbio = c->wbio = NULL;
+    buf_free(&c->out); /* never let it out in plaintext */
+    conn_close(c);
+}
+
+static void tls_done(struct conn *c)
+{
+    c->handshaking = false;
+    tls_drain_wbio(c);
+    if (c->outbound) {
+        /* Recorded also under SSL_VERIFY_NONE: the chain and the name were
+         * checked, only not enforced. */
+        c->tls_verified = SSL_get_verify_result(c->ssl) == X509_V_OK &&
+                          SSL_get0_peer_certificate(c->ssl) != NULL;
+        log_event(PLOG_INFO, c->id, "event=tls version=%s cipher=%s bits=%d verified=%s",
+                  conn_tls_version(c), conn_tls_cipher(c), conn_tls_bits(c),
+                  c->tls_verified ? "yes" : "no");
+    } else {
+        log_event(PLOG_INFO, c->id, "event=tls version=%s cipher=%s bits=%d",
+                  conn_tls_version(c), conn_tls_cipher(c), conn_tls_bits(c));
+    }
+}
+
 static void tls_advance(struct conn *c)
 {
     if (c->closing)
@@ -622,31 +730,41 @@ static void tls_advance(struct conn *c)
             tls_drain_wbio(c); /* our half of the handshake, or an alert */
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
                 return;
-            char why[160], v[200];
-            log_event(PLOG_INFO, c->id, "event=tls-failed reason=%s",
-                      log_value(tls_reason(e, why, sizeof why), v, sizeof v));
-            c->handshaking = false;
-            SSL_free(c->ssl); /* no close_notify after a failed handshake */
-            c->ssl = NULL;
-            c->rbio = c->wbio = NULL;
-            buf_free(&c->out); /* never let it out in plaintext */
-            conn_close(c);
+            tls_fail(c, e);
             return;
         }
-        c->handshaking = false;
-        tls_drain_wbio(c);
-        log_event(PLOG_INFO, c->id, "event=tls version=%s cipher=%s bits=%d",
-                  conn_tls_version(c), conn_tls_cipher(c), conn_tls_bits(c));
+        tls_done(c);
         if (!c->opened) {
             uv_timer_stop(&c->timer); /* the handshake deadline */
             c->timeout_ms = 0;
             call_open(c);
             if (c->closing)
                 return;
+        } else if (c->starttls_cb) {
+            c->starttls_cb = false;
+            if (c->h->handshake) {
+                c->in_cb++;
+                c->h->handshake(c);
+                c->in_cb--;
+                if (c->closing)
+                    return;
+            }
         }
         flush_out(c); /* anything the handler wrote while we shook hands */
     }
     tls_pull(c);
+}
+
+void conn_tls_kick(struct conn *c)
+{
+    if (!c->ssl || !c->handshaking || c->closing)
+        return;
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl); /* writes the ClientHello, wants the reply */
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+    tls_drain_wbio(c);
+    if (r != 1 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        tls_fail(c, e);
 }
 
 /* Decrypts what the engine holds, as far as the input buffer has room. */
@@ -672,11 +790,13 @@ static void tls_pull(struct conn *c)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) {
             c->eof = true; /* close_notify from the peer */
+            conn_set_error(c, "connection closed by peer");
             break;
         }
         char why[160], v[200];
-        log_event(PLOG_INFO, c->id, "event=tls-error reason=%s",
-                  log_value(tls_reason(e, why, sizeof why), v, sizeof v));
+        tls_reason(e, why, sizeof why);
+        conn_set_error(c, "TLS: %s", why);
+        log_event(PLOG_INFO, c->id, "event=tls-error reason=%s", log_value(why, v, sizeof v));
         c->eof = true;
         tls_drain_wbio(c);
         conn_close(c);
@@ -686,20 +806,26 @@ static void tls_pull(struct conn *c)
         tls_drain_wbio(c);
 }
 
+void conn_discard_input(struct conn *c)
+{
+    if (c->ext)
+        c->ext_off = c->ext_len;
+    c->in_off = c->in.len;
+    c->discarding = false;
+}
+
 int conn_starttls(struct conn *c)
 {
-    if (c->ssl || c->closing || c->dead || !c->srv->ctx)
+    if (c->outbound || c->ssl || c->closing || c->dead || !c->srv->ctx)
         return -1;
     /* The "ready to start TLS" reply goes out in plaintext first. */
     flush_out(c);
     /* RFC 3207 §6 and RFC 2595 §3: whatever the client pipelined after the
      * command predates TLS and must not be taken as protected input. */
-    if (c->ext)
-        c->ext_off = c->ext_len;
-    c->in_off = c->in.len;
-    c->discarding = false;
+    conn_discard_input(c);
     if (tls_begin(c) != 0)
         return -1;
+    c->starttls_cb = true;
     log_event(PLOG_DEBUG, c->id, "event=starttls");
     return 0;
 }
@@ -751,6 +877,14 @@ static void on_timer(uv_timer_t *t)
     }
     log_event(PLOG_DEBUG, c->id, "event=timeout");
     if (!c->opened || c->handshaking || !c->h->timeout) {
+        if (c->outbound) {
+            conn_set_error(c, "%stimed out", c->handshaking ? "TLS handshake: " : "");
+            if (!c->opened) {
+                bool v6 = strchr(c->peer_ip, ':') != NULL;
+                log_event(PLOG_INFO, c->id, "event=connect-failed peer=%s%s%s:%d reason=\"%s\"",
+                          v6 ? "[" : "", c->peer_ip, v6 ? "]" : "", c->peer_port, conn_error(c));
+            }
+        }
         conn_close(c);
         return;
     }
@@ -760,11 +894,22 @@ static void on_timer(uv_timer_t *t)
     after_cb(c);
 }
 
+/* The connect (and implicit handshake) deadline of an outbound connection:
+ * unlike the idle timeout, reads do not push it back. */
+void conn_deadline(struct conn *c, uint64_t ms)
+{
+    c->timeout_ms = 0;
+    if (ms && !c->closing)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
 void conn_server_shutdown(struct conn *c)
 {
     if (c->closing)
         return;
     if (!c->opened || c->handshaking || !c->h->shutdown) {
+        /* Outbound and not open yet: the close tells the caller why. */
+        conn_set_error(c, "server stopping");
         conn_close(c);
         return;
     }
@@ -780,10 +925,23 @@ static void finalize(struct conn *c)
 {
     struct server *srv = c->srv;
     double secs = (double)(uv_now(srv->loop) - c->start_ms) / 1000.0;
-    log_event(PLOG_INFO, c->id, "event=disconnect listener=%s duration=%.3fs in=%llu out=%llu",
-              listener_kind_name(c->l->kind), secs, (unsigned long long)c->bytes_in,
-              (unsigned long long)c->bytes_out);
-    if (c->opened && c->h->close)
+    if (c->outbound) {
+        bool v6 = strchr(c->peer_ip, ':') != NULL;
+        char v[300];
+        log_event(PLOG_INFO, c->id,
+                  "event=disconnect direction=out peer=%s%s%s:%d duration=%.3fs in=%llu "
+                  "out=%llu error=%s",
+                  v6 ? "[" : "", c->peer_ip, v6 ? "]" : "", c->peer_port, secs,
+                  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+                  log_value(c->error ? c->error : "none", v, sizeof v));
+    } else {
+        log_event(PLOG_INFO, c->id, "event=disconnect listener=%s duration=%.3fs in=%llu out=%llu",
+                  listener_kind_name(c->l->kind), secs, (unsigned long long)c->bytes_in,
+                  (unsigned long long)c->bytes_out);
+    }
+    /* An outbound connection that never opened gets its close: it is how
+     * the caller learns the attempt failed. */
+    if ((c->opened || c->outbound) && c->h->close)
         c->h->close(c);
     if (c->counted) {
         server_ip_release(srv, c->peer_ip);
@@ -794,6 +952,8 @@ static void finalize(struct conn *c)
     conn_z_free(c);
     buf_free(&c->in);
     buf_free(&c->out);
+    free(c->error);
+    free(c->tls_sni);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -833,6 +993,8 @@ void conn_close(struct conn *c)
 {
     if (c->closing)
         return;
+    if (c->connecting)
+        c->dead = true; /* nothing to flush; uv_close cancels the connect */
     /* Flush while writes are still accepted, then refuse further output. */
     if (!c->dead) {
         flush_out(c);
@@ -889,17 +1051,13 @@ static void sock_name(const struct sockaddr_storage *ss, char *ip, size_t iplen,
     }
 }
 
-void conn_accept(struct listener *l)
+struct conn *conn_new(struct server *srv, const struct conn_handler *h)
 {
-    struct server *srv = l->srv;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        log_event(PLOG_ERROR, 0, "event=accept-failed reason=out-of-memory");
-        return;
-    }
+    if (!c)
+        return NULL;
     c->srv = srv;
-    c->l = l;
-    c->h = l->handler;
+    c->h = h;
     c->id = srv->next_id++;
     c->start_ms = uv_now(srv->loop);
     uv_tcp_init(srv->loop, &c->tcp);
@@ -912,6 +1070,18 @@ void conn_accept(struct listener *l)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    return c;
+}
+
+void conn_accept(struct listener *l)
+{
+    struct server *srv = l->srv;
+    struct conn *c = conn_new(srv, l->handler);
+    if (!c) {
+        log_event(PLOG_ERROR, 0, "event=accept-failed reason=out-of-memory");
+        return;
+    }
+    c->l = l;
 
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) != 0) {
         c->closing = true;
@@ -964,6 +1134,33 @@ void conn_accept(struct listener *l)
         update_reading(c);
         return;
     }
+    call_open(c);
+    after_cb(c);
+}
+
+/* --------------------------------------------------------- outbound */
+
+void conn_established(struct conn *c)
+{
+    c->connecting = false;
+    struct sockaddr_storage ss;
+    int len = sizeof ss, lport = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        sock_name(&ss, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
+    len = sizeof ss;
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        sock_name(&ss, c->local_ip, sizeof c->local_ip, &lport);
+    uv_tcp_nodelay(&c->tcp, 1);
+    bool v6 = strchr(c->local_ip, ':') != NULL;
+    log_event(PLOG_DEBUG, c->id, "event=connected local=%s%s%s:%d", v6 ? "[" : "", c->local_ip,
+              v6 ? "]" : "", lport);
+    if (c->tls_implicit) {
+        /* The connect deadline keeps running over the handshake. */
+        conn_client_tls(c);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->timeout_ms = 0;
     call_open(c);
     after_cb(c);
 }

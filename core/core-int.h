@@ -1,6 +1,6 @@
 /*
  * core-int.h — private to core/: the server, listener and connection
- * structures shared by server.c and conn.c.
+ * structures shared by server.c, conn.c and connect.c.
  */
 #ifndef PETREL_CORE_INT_H
 #define PETREL_CORE_INT_H
@@ -29,7 +29,7 @@ struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;             /* idle timeout; linger while closing */
     struct server *srv;
-    struct listener *l;
+    struct listener *l;           /* NULL for an outbound connection */
     const struct conn_handler *h;
     struct conn *next, *prev;     /* server's list */
     struct conn *rnext, *rprev;   /* server's resume list */
@@ -66,7 +66,16 @@ struct conn {
     bool handshaking;
     bool reading;
     bool out_blocked;             /* back-pressure from a slow peer */
+    bool outbound;                /* made by conn_connect() */
+    bool connecting;              /* outbound: uv_tcp_connect under way */
+    bool starttls_cb;             /* call handler->handshake once TLS is up */
+    bool tls_verified;            /* outbound TLS: chain and name verified */
+    bool tls_implicit;            /* outbound: client TLS once TCP is up */
+    bool tls_wait;                /* outbound: TLS waits for the client context */
+    bool tls_verify;              /* outbound: SSL_VERIFY_PEER */
+    char *tls_sni;                /* outbound: until the engine is made */
     struct conn_z *z;             /* DEFLATE (conn_compress) or NULL */
+    char *error;                  /* outbound: conn_error(), NULL = "" */
 
     int peer_port;
     char peer_ip[46];
@@ -77,6 +86,11 @@ struct server {
     uv_loop_t *loop;
     struct config cfg;
     SSL_CTX *ctx;                 /* NULL until a certificate loads */
+    SSL_CTX *client_ctx;          /* outbound TLS; NULL until loaded */
+    uv_work_t client_work;        /* loads it on the thread pool */
+    SSL_CTX *client_loaded;       /* the work's result, taken on the loop */
+    bool client_loading;
+    char client_err[512];         /* why the last load failed */
     char *rbuf;                   /* shared read buffer, CORE_READ_SIZE */
     bool rbuf_busy;
 
@@ -118,9 +132,41 @@ void server_ip_release(struct server *srv, const char *ip);
 void server_conn_gone(struct server *srv);
 void server_schedule_resume(struct server *srv, struct conn *c);
 void server_unschedule_resume(struct server *srv, struct conn *c);
+/* The client TLS context, or NULL: then, if srv->client_loading, it is
+ * being loaded on the thread pool and conn_client_ctx_ready() follows;
+ * else it failed (server_client_ctx_error). */
+SSL_CTX *server_client_ctx(struct server *srv);
+const char *server_client_ctx_error(const struct server *srv);
 
 /* conn.c */
 void conn_accept(struct listener *l);
+/* A connection object with both handles initialised and on the server's
+ * list (not counted against limits), or NULL when out of memory. */
+struct conn *conn_new(struct server *srv, const struct conn_handler *h);
+/* Takes ssl over (on success) with a memory BIO pair: the accept state, or
+ * the connect state for an outbound connection. Returns 0 or -1. */
+int conn_tls_attach(struct conn *c, SSL *ssl);
+/* Client side: sends the first handshake flight (ClientHello). */
+void conn_tls_kick(struct conn *c);
+/* Drops every byte buffered after the current line (STARTTLS injection). */
+void conn_discard_input(struct conn *c);
+/* Outbound: records why the connection failed; the first reason stays. */
+void conn_set_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A libuv error as conn_error() words: "connection refused", ... */
+const char *conn_uv_reason(int err);
+/* A hard deadline on the idle timer (not reset by reads). */
+void conn_deadline(struct conn *c, uint64_t ms);
+/* Outbound: TCP is up. Starts the implicit handshake, or opens. */
+void conn_established(struct conn *c);
+void conn_update_reading(struct conn *c);
+
+/* connect.c */
+/* Outbound: starts the client handshake (c->tls_sni, c->tls_verify), or
+ * holds the connection as handshaking until the client context is loaded;
+ * on failure closes it with conn_error() set. */
+void conn_client_tls(struct conn *c);
+/* The client context load ended (srv->client_ctx set or not). */
+void conn_client_ctx_ready(struct server *srv);
 /* Plaintext input for the handler (after TLS and DEFLATE). */
 void conn_feed(struct conn *c, const char *data, size_t n);
 /* How many more input bytes the handler's buffer takes. */

@@ -72,6 +72,13 @@ enum checks_mode {
 /* "off", "tag", "enforce". */
 const char *checks_mode_name(enum checks_mode mode);
 
+/* [relay] tls: how the smarthost connection is secured; both are required
+ * TLS with the certificate verified (a password never goes in clear). */
+enum relay_tls {
+    RELAY_STARTTLS,  /* port 587 */
+    RELAY_IMPLICIT,  /* port 465 (RFC 8314) */
+};
+
 struct config {
     char path[PATH_MAX];
 
@@ -82,6 +89,7 @@ struct config {
     /* [tls] */
     char tls_cert[PATH_MAX];
     char tls_key[PATH_MAX];
+    char tls_ca_file[PATH_MAX];      /* CAs trusted for outbound TLS; "" = the system's */
 
     /* [listen] */
     struct listen_addr listen[LISTEN_KIND_COUNT];
@@ -124,6 +132,22 @@ struct config {
     enum checks_mode checks_mode;
     char checks_psl[PATH_MAX];       /* the Public Suffix List file for DMARC */
     unsigned checks_timeout;         /* seconds the end of DATA waits for the checks */
+
+    /* [relay] a smarthost for all outbound mail (docs/relay.md); host "" = MX delivery */
+    char relay_host[256];
+    int relay_port;
+    enum relay_tls relay_tls;
+    char relay_user[256];            /* "" = no AUTH */
+    char relay_password[256];
+    int mx_port;                     /* the port of MX hosts: 25 (tests use others) */
+
+    /* [queue] the outbound queue runner */
+    unsigned queue_lifetime;         /* seconds before a message is bounced */
+    unsigned queue_delay_warning;    /* seconds before a delay notice; 0 = never */
+    unsigned queue_retry_min;        /* seconds after the first failure */
+    unsigned queue_retry_max;        /* the cap of the doubling back-off */
+    unsigned queue_per_domain;       /* connections to one destination at once */
+    unsigned queue_max_connections;  /* outbound connections at once, all together */
 };
 
 /* Fills cfg with the built-in defaults (see docs/configuration.md). */
@@ -223,6 +247,10 @@ struct conn_handler {
     /* Output queued to a slow peer passed max_output_buffer and has now
      * fallen to half of it (see conn_write_blocked). NULL: not needed. */
     void (*drain)(struct conn *c);
+    /* A STARTTLS handshake (conn_starttls or conn_starttls_client) finished;
+     * input resumes after it returns. Not called for implicit TLS, where
+     * open plays that part. NULL: not needed. */
+    void (*handshake)(struct conn *c);
 };
 
 struct listener;
@@ -330,6 +358,68 @@ void conn_set_timeout(struct conn *c, uint64_t ms);
 
 /* Flush pending output, then close. handler->close runs afterwards. */
 void conn_close(struct conn *c);
+
+/* ------------------------------------------------- outbound connections */
+
+/*
+ * Connections we open (the SMTP relay to MX hosts and smarthosts). They use
+ * the same struct conn as accepted ones; conn_kind() returns
+ * LISTEN_KIND_COUNT and conn_listener_ctx() NULL for them.
+ */
+struct conn_connect_opts {
+    const char *ip;              /* numeric IPv4 or IPv6 address */
+    int port;
+    enum tls_mode tls;           /* TLS_IMPLICIT: client handshake right after connect */
+    const char *sni;             /* TLS server name (SNI) and the name verified; NULL: none */
+    bool verify;                 /* TLS: refuse a peer whose chain does not verify against
+                                    [tls] ca_file (or the system store when empty) or whose
+                                    certificate does not match sni */
+    uint64_t timeout_ms;         /* connect (+ implicit handshake) must finish within it;
+                                    0: no deadline */
+};
+/*
+ * Starts a connection; returns 0 with *out set (data set with conn_set_data
+ * before any callback), or -1 (bad address, out of memory, server stopping;
+ * no callback ever runs then). Later exactly one of:
+ * h->open when connected (and, for TLS_IMPLICIT, after the handshake), or
+ * h->close without open (connect refused / unreachable / timed out /
+ * handshake failed), with conn_error() saying why. No callback runs from
+ * inside conn_connect(). After open it behaves like an accepted connection:
+ * h->input, h->timeout (conn_set_timeout), h->drain, h->close.
+ * Output written before open waits until the connection is up (and the
+ * handshake done). Outbound connections do not count against
+ * max_connections/per-ip limits nor in server_connection_count();
+ * server_stop calls h->shutdown on them like on inbound ones (one not open
+ * yet closes with "server stopping").
+ */
+int conn_connect(struct server *srv, const struct conn_connect_opts *o,
+                 const struct conn_handler *h, void *data, struct conn **out);
+/*
+ * Client side of STARTTLS (after the server's "220 ready" was read): input
+ * is held, buffered input is discarded (RFC 3207 §6 injection), the
+ * handshake runs, then h->handshake(c) is called and input resumes; on
+ * failure the connection closes (h->close) with conn_error() set, e.g.
+ * "TLS handshake: certificate verify failed (hostname mismatch)" or
+ * "TLS: ca_file FILE: No such file or directory". The idle timeout
+ * (conn_set_timeout) bounds the handshake. sni and verify as in struct
+ * conn_connect_opts. Returns 0 (no callback runs from inside it; output
+ * written meanwhile goes out encrypted), or -1 with the connection left as
+ * it was (not outbound, TLS already, still connecting, closing, out of
+ * memory).
+ *
+ * The client TLS context (the system trust store plus [tls] ca_file) is
+ * loaded on the thread pool when first needed and after SIGHUP; the first
+ * TLS connections wait for it within their deadline or idle timeout.
+ */
+int conn_starttls_client(struct conn *c, const char *sni, bool verify);
+/* Why an outbound connection failed or closed: "connection refused", "timed out",
+ * "TLS handshake: ...", "connection reset", "connection closed by peer" ...;
+ * "" when nothing went wrong (and always for inbound connections). The
+ * first reason stays. */
+const char *conn_error(const struct conn *c);
+/* TLS and the peer's certificate verified (chain and name) — for logs/Received.
+ * Also computed when verify was false (opportunistic TLS); false inbound. */
+bool conn_tls_verified(const struct conn *c);
 
 
 /* ------------------------------------------------------------------ DNS */

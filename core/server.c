@@ -1,9 +1,11 @@
 /*
- * server.c — the server object: TLS context, listeners, connection limits,
- * deferred input (conn_resume) and graceful stop.
+ * server.c — the server object: TLS contexts (server side, and the client
+ * side of outbound connections), listeners, connection limits, deferred
+ * input (conn_resume) and graceful stop.
  */
 #include "core/core-int.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,6 +70,105 @@ static SSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+/*
+ * The client context of outbound connections. Verification mode, SNI and
+ * the name to check are set per connection (connect.c). Any thread: it
+ * runs on the thread pool, as loading the system trust store parses a
+ * hundred-odd certificates (tens of milliseconds).
+ */
+static SSL_CTX *client_ctx_build(const struct config *cfg, char *err, size_t errlen)
+{
+    char why[256];
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        ssl_err(why, sizeof why);
+        snprintf(err, errlen, "client context: %s", why);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* No system store is no error: ca_file alone can make a peer verify. */
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+        ERR_clear_error();
+    const char *ca = cfg->tls_ca_file;
+    if (ca[0] && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        unsigned long e = ERR_peek_last_error();
+        const char *r = ERR_reason_error_string(e);
+        ERR_clear_error();
+        FILE *f = fopen(ca, "r"); /* for the errno of a missing or unreadable file */
+        if (!f)
+            snprintf(err, errlen, "ca_file %s: %s", ca, strerror(errno));
+        else
+            snprintf(err, errlen, "ca_file %s: %s", ca, r ? r : "no certificate found");
+        if (f)
+            fclose(f);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void client_work(uv_work_t *w)
+{
+    struct server *srv = w->data;
+    srv->client_loaded = client_ctx_build(&srv->cfg, srv->client_err, sizeof srv->client_err);
+}
+
+static void check_done(struct server *srv);
+
+static void client_work_done(uv_work_t *w, int status)
+{
+    struct server *srv = w->data;
+    srv->client_loading = false;
+    SSL_CTX *ctx = srv->client_loaded;
+    srv->client_loaded = NULL;
+    char v[600];
+    if (status == UV_ECANCELED) {
+        snprintf(srv->client_err, sizeof srv->client_err, "server stopping");
+    } else if (ctx) {
+        SSL_CTX_free(srv->client_ctx); /* NULL: no second load starts while one runs */
+        srv->client_ctx = ctx;
+        log_event(PLOG_DEBUG, 0, "event=tls-client-ready ca_file=%s",
+                  log_value(srv->cfg.tls_ca_file[0] ? srv->cfg.tls_ca_file : "system", v,
+                            sizeof v));
+    } else {
+        log_event(PLOG_ERROR, 0, "event=tls-client-failed reason=%s",
+                  log_value(srv->client_err, v, sizeof v));
+    }
+    conn_client_ctx_ready(srv);
+    check_done(srv);
+}
+
+/*
+ * Made on first use, so a server that never connects out never reads a
+ * trust store; SIGHUP drops it, and a failed load is tried again by the
+ * next connection that needs it.
+ */
+SSL_CTX *server_client_ctx(struct server *srv)
+{
+    if (srv->client_ctx || srv->client_loading)
+        return srv->client_ctx;
+    if (srv->stopping) {
+        snprintf(srv->client_err, sizeof srv->client_err, "server stopping");
+        return NULL;
+    }
+    srv->client_work.data = srv;
+    if (uv_queue_work(srv->loop, &srv->client_work, client_work, client_work_done) == 0) {
+        srv->client_loading = true;
+        return NULL;
+    }
+    /* No thread pool: load here, once. */
+    srv->client_ctx = client_ctx_build(&srv->cfg, srv->client_err, sizeof srv->client_err);
+    return srv->client_ctx;
+}
+
+const char *server_client_ctx_error(const struct server *srv)
+{
+    return srv->client_err[0] ? srv->client_err : "no client context";
 }
 
 static bool any_listener(const struct config *cfg)
@@ -140,6 +241,9 @@ int server_reload_tls(struct server *srv)
     /* Connections hold references to the old context; it goes with the last. */
     SSL_CTX_free(srv->ctx);
     srv->ctx = ctx;
+    /* The next outbound connection reads ca_file (and the system store) again. */
+    SSL_CTX_free(srv->client_ctx);
+    srv->client_ctx = NULL;
     log_event(PLOG_INFO, 0, "event=tls-reload result=ok cert=%s",
               log_value(srv->cfg.tls_cert, v, sizeof v));
     return 0;
@@ -268,8 +372,6 @@ static void on_idle(uv_idle_t *h)
 
 /* ------------------------------------------------------------ listeners */
 
-static void check_done(struct server *srv);
-
 /* Listeners stay allocated until the server is freed: connections keep a
  * pointer to theirs and may outlive the listening socket during a stop. */
 static void on_listener_closed(uv_handle_t *h)
@@ -381,6 +483,7 @@ struct listener *server_listener(const struct server *srv, enum listener_kind ki
 static void free_server_mem(struct server *srv)
 {
     SSL_CTX_free(srv->ctx);
+    SSL_CTX_free(srv->client_ctx);
     for (size_t i = 0; i < srv->ip_buckets; i++) {
         while (srv->ip_table[i]) {
             struct ip_count *e = srv->ip_table[i];
@@ -410,7 +513,7 @@ static void on_idle_closed(uv_handle_t *h)
 
 static void check_done(struct server *srv)
 {
-    if (!srv->stopping || srv->nconns > 0 || srv->closing_handles > 0)
+    if (!srv->stopping || srv->nconns > 0 || srv->closing_handles > 0 || srv->client_loading)
         return;
     if (uv_is_closing((uv_handle_t *)&srv->idle))
         return;
@@ -434,6 +537,9 @@ void server_stop(struct server *srv, void (*done)(void *arg), void *arg)
         srv->closing_handles++;
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
     }
+    /* A client context not loaded yet is not needed any more. */
+    if (srv->client_loading)
+        uv_cancel((uv_req_t *)&srv->client_work);
     /* Connections are freed only in uv_close callbacks, so the list stays
      * intact while handlers run. */
     for (struct conn *c = srv->conns; c; c = c->next)

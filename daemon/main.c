@@ -27,7 +27,8 @@ struct daemon {
     struct config cfg;
     struct server *srv;
     struct store *store;
-    struct dns *dns;              /* the checks on the MX; the relay later */
+    struct dns *dns;              /* the checks on the MX; the relay's routes */
+    struct relay *relay;          /* the outbound queue runner */
     struct dmarc_psl *psl;        /* NULL: DMARC's last-two-labels fallback */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool stopping;
@@ -66,6 +67,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     d->stopping = true;
     log_event(PLOG_INFO, 0, "event=signal signal=%s", signum == SIGTERM ? "TERM" : "INT");
+    relay_stop(&d->relay);
     server_stop(d->srv, on_stopped, d);
 }
 
@@ -122,6 +124,10 @@ static int start(struct daemon *d, char *err, size_t errlen)
         return -1;
     if (smtp_start(d->srv, d->store, d->dns, d->psl, err, errlen) != 0)
         return -1;
+    if (relay_start(d->srv, d->store, d->dns, &d->relay) != 0) {
+        snprintf(err, errlen, "relay: cannot start the queue runner");
+        return -1;
+    }
     if (imap_start(d->srv, d->store, err, errlen) != 0)
         return -1;
     if (pop3_start(d->srv, d->store, err, errlen) != 0)
@@ -143,6 +149,7 @@ static void close_handle(uv_handle_t *h, void *arg)
 
 static void finish(struct daemon *d)
 {
+    relay_stop(&d->relay);
     /* The store first: its writer drains, then its loop handles go. */
     store_close(&d->store);
     auth_shutdown();

@@ -28,6 +28,23 @@ struct dmarc_psl;
 int smtp_start(struct server *srv, struct store *store, struct dns *dns,
                const struct dmarc_psl *psl, char *err, size_t errlen);
 
+/* -------------------------------------------------------- outbound relay */
+
+/*
+ * The queue runner (relay.c, docs/relay.md): delivers the store's queue to
+ * the destinations' MX hosts, or to [relay] host, with DKIM signatures,
+ * retries and bounces. dns and store must outlive it. relay_stop before
+ * server_stop and store_close: deliveries under way are cut (their rows
+ * stay due), a job in a store or pool step finishes it, and the runner
+ * frees itself once the loop has run.
+ */
+struct relay;
+int relay_start(struct server *srv, struct store *store, struct dns *dns, struct relay **out);
+void relay_stop(struct relay **r);
+/* The wait before try failures+1, after failures failed tries (1 or more):
+ * retry_min doubled each time, at most retry_max. */
+unsigned relay_retry_delay(unsigned retry_min, unsigned retry_max, unsigned failures);
+
 /* ------------------------------------------------------------- parser */
 
 /* RFC 5321 §4.5.3.1: local part 64, domain 255, path 256 octets. */
@@ -823,7 +840,7 @@ void smtpc_body_sent(struct smtpc *c);
 
 /*
  * The connection broke, or a timeout ran out: every undecided recipient
- * becomes tempfail 4.4.2 "connection lost" (RFC 3463; RFC 5321 §4.1.1.4:
+ * becomes tempfail 4.4.2 "connection lost" (RFC 3463; RFC 5321 §3.8:
  * as if 451; after the final dot the message may have arrived anyway, so
  * a retry can duplicate it). next() says SMTPC_CLOSE.
  */

@@ -177,23 +177,75 @@ static const char *const migrations[] = {
     "  private_pem TEXT NOT NULL,"              /* unencrypted PEM */
     "  created INTEGER NOT NULL,"
     "  UNIQUE(domain_id, selector));",
+
+    /* 6: the queue runner (queue.c: store_queue_due, store_queue_update).
+     * queue.warned: 1 once a delay notice (RFC 3464 "delayed") went out for
+     * the row, so the runner sends one per recipient; existing rows get 0.
+     * It is added by queue_add_warned below (ALTER TABLE queue ADD COLUMN
+     * warned INTEGER NOT NULL DEFAULT 0), as SQLite has no ADD COLUMN IF
+     * NOT EXISTS. The due listing is ordered by domain, blob_id, id (one
+     * connection per domain, one transaction per message), and two indexes
+     * serve it, chosen by the size of the due set: queue_next (replacing
+     * queue_due) holds the sort keys after next_attempt, so a small due set
+     * is sorted from the index alone, the table read only for the rows
+     * returned; queue_order holds next_attempt after the sort keys, so the
+     * first rows of a large due set are read in order without sorting the
+     * rest, the due test made in the index. queue_next also serves
+     * min(next_attempt) (store_queue_next). Runs again harmlessly. */
+    "DROP INDEX IF EXISTS queue_due;"
+    "CREATE INDEX IF NOT EXISTS queue_next ON queue(next_attempt, domain, blob_id);"
+    "CREATE INDEX IF NOT EXISTS queue_order ON queue(domain, blob_id, next_attempt);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /*
+ * Migration 6: ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL
+ * DEFAULT 0, unless the column is there (the migration runs again when a
+ * lower user_version is written over a newer schema: a column cannot be
+ * added twice). Existing rows get 0: no delay notice sent yet.
+ */
+static int queue_add_warned(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = store_db_prepare(db,
+        "SELECT count(*) FROM pragma_table_info('queue') WHERE name = 'warned'");
+    if (!st) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    int have = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (have < 0) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (have > 0)
+        return 0;
+    char *msg = NULL;
+    if (sqlite3_exec(db, "ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Work a migration needs beyond SQL, run after migrations[version - 1] in
- * the same transaction (none today). Migration 3 had one, the backfill of
- * the search index: every stored message inflated, parsed and indexed while
- * the migration held the write lock, for minutes on a large database. It is
- * gone: migration 4 queues those blobs for the indexer, which works in the
- * background once petreld runs, and searches are exact meanwhile.
+ * the same transaction: migration 6's column (above). Migration 3 had one,
+ * the backfill of the search index: every stored message inflated, parsed
+ * and indexed while the migration held the write lock, for minutes on a
+ * large database. It is gone: migration 4 queues those blobs for the
+ * indexer, which works in the background once petreld runs, and searches
+ * are exact meanwhile.
  */
 static const struct {
     int version;
     int (*run)(sqlite3 *db, char *err, size_t errlen);
 } migration_code[] = {
-    { 0, NULL }, /* no migration is version 0 */
+    { 6, queue_add_warned },
 };
 
 const char *store_strerror(int result)

@@ -502,6 +502,8 @@ static void wctx_free(struct store_wctx *w)
 
 static int apply_item(struct store_wctx *w, struct store_item *it)
 {
+    if (it->op == OP_QUEUE_UPDATE)
+        return store_queue_apply(w, it);
     return it->op == OP_DELIVER ? apply(w, it) : store_imap_apply(w, it);
 }
 
@@ -532,7 +534,8 @@ static void write_batch(struct store *s, struct store_wctx *w, struct store_item
         it->result = apply_item(w, it);
         wctx_reset(w);
         if (it->result == STORE_ERROR)
-            store_db_log(db, it->op == OP_DELIVER ? "deliver" : "imap_op");
+            store_db_log(db, it->op == OP_DELIVER ? "deliver"
+                             : it->op == OP_QUEUE_UPDATE ? "queue_update" : "imap_op");
         if (it->result != STORE_OK) {
             sqlite3_exec(db, "ROLLBACK TO item", NULL, NULL, NULL);
             reset_results(it);

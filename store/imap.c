@@ -980,7 +980,7 @@ int store_imap_apply(struct store_wctx *w, struct store_item *it)
     case OP_FLAGS: return apply_flags(w, it);
     case OP_EXPUNGE: return apply_expunge(w, it);
     case OP_COPY: return apply_copy(w, it);
-    case OP_DELIVER: break;
+    case OP_DELIVER: case OP_QUEUE_UPDATE: break; /* deliver.c, queue.c */
     }
     return STORE_ERROR;
 }

@@ -74,11 +74,13 @@ struct store_text {
 
 /* What a writer item does; OP_DELIVER and OP_APPEND are prepared on the
  * thread pool first (prepare() in deliver.c), the others go straight to the
- * writer queue. */
+ * writer queue. OP_QUEUE_UPDATE is queue.c's (store_queue_update). */
 enum store_op {
     OP_DELIVER, OP_APPEND, OP_MBOX_CREATE, OP_MBOX_DELETE, OP_MBOX_RENAME,
-    OP_SUBSCRIBE, OP_FLAGS, OP_EXPUNGE, OP_COPY,
+    OP_SUBSCRIBE, OP_FLAGS, OP_EXPUNGE, OP_COPY, OP_QUEUE_UPDATE,
 };
+
+struct store_queue_batch;
 
 /* A change event made by an item, published after its commit. */
 struct store_pending_change {
@@ -131,6 +133,10 @@ struct store_item {
     bool all_deleted;           /* expunge without a UID list */
     bool force;          /* OP_EXPUNGE: the UIDs named, \Deleted or not */
     bool move;
+
+    /* OP_QUEUE_UPDATE: the outcomes, queue.c's; it->done and it->arg are
+     * queue.c's completion, which frees them */
+    struct store_queue_batch *queue;
 
     /* writer results */
     int result;
@@ -296,6 +302,9 @@ int64_t store_index_count(sqlite3 *db);
  * and stops a running one after its current blob, so a search sees blobs
  * not indexed yet. Any thread. */
 void store_index_pause(struct store *s, bool paused);
+
+/* queue.c: writer side of store_queue_update (OP_QUEUE_UPDATE). */
+int store_queue_apply(struct store_wctx *w, struct store_item *it);
 
 /* imap.c: writer side and completion of the IMAP operations. */
 int store_imap_apply(struct store_wctx *w, struct store_item *it);

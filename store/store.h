@@ -593,6 +593,14 @@ int store_copy(struct store *s, int64_t src_mailbox_id, const uint32_t *uids, si
 
 /* ------------------------------------------------------------------ queue */
 
+/*
+ * The outbound queue: one row per remote recipient of a delivery
+ * (store_deliver's remote list), due at once, each holding a reference on
+ * the message's blob (docs/store.md "The outbound queue").
+ *
+ * Administration (petrelctl), synchronous: list on the reader, del and
+ * flush on the admin connection, STORE_NOTFOUND for an unknown id.
+ */
 struct store_queue_info {
     int64_t id;
     const char *mail_from;
@@ -603,11 +611,77 @@ struct store_queue_info {
     unsigned attempts;
     const char *last_error;
     uint64_t size;
+    bool warned;             /* a delay notice went out already */
 };
 typedef void (*store_queue_cb)(void *arg, const struct store_queue_info *q);
+/* Every row, by id; strings valid during the callback. */
 int store_queue_list(struct store *s, store_queue_cb cb, void *arg);
+/* Deletes a row and drops its blob reference (the blob goes at 0). */
 int store_queue_del(struct store *s, int64_t id);
-/* id 0: every entry. Makes the entries due now. */
+/* id 0: every entry. Makes the entries due now (an overdue one keeps its time). */
 int store_queue_flush(struct store *s, int64_t id);
+
+/*
+ * The queue runner (petreld). store_queue_due, store_queue_read and
+ * store_queue_update run off the loop and call back on it, like store_fetch
+ * (reads on the thread pool) and store_expunge (writes through the writer,
+ * group commit, callback after the commit is durable); they need
+ * store_start_writer and answer STORE_BUSY without it or once store_close
+ * has begun, STORE_INVALID for bad arguments (no callback runs then).
+ */
+
+/* One due recipient of the outbound queue. Strings valid during the callback. */
+struct store_queue_item {
+    int64_t id;
+    int64_t blob_id;
+    const char *mail_from;   /* "" = null sender */
+    const char *rcpt;
+    const char *domain;      /* lowercase */
+    int64_t created;
+    unsigned attempts;
+    bool warned;             /* a delay notice went out already */
+    uint64_t size;           /* the message's bytes */
+};
+/*
+ * Up to max due rows (next_attempt <= now), ordered by domain, blob_id, id, skipping the
+ * ids in busy[0..n_busy) (in flight in the runner). cb runs once per row on the loop,
+ * then done(arg, result, n_rows) once (done may be NULL); on STORE_ERROR no row is
+ * given. max above STORE_QUEUE_DUE_MAX counts as STORE_QUEUE_DUE_MAX. The rows are
+ * read in one snapshot taken on the pool: keep an id in busy until the
+ * store_queue_update of its attempt has called back, or a read started meanwhile may
+ * give it again.
+ */
+#define STORE_QUEUE_DUE_MAX 10000
+typedef void (*store_queue_item_cb)(void *arg, const struct store_queue_item *q);
+int store_queue_due(struct store *s, int64_t now, unsigned max, const int64_t *busy, size_t n_busy,
+                    store_queue_item_cb cb, void (*done)(void *arg, int result, unsigned n), void *arg);
+/* The earliest next_attempt of the queue (INT64_MAX when empty), synchronous, cheap (index). */
+int store_queue_next(struct store *s, int64_t *when);
+/* The message bytes of a queued blob, read and inflated on the pool (like store_fetch). cb gets
+ * malloc'd data it owns, or result != STORE_OK (STORE_NOTFOUND when the blob is gone). */
+typedef void (*store_blob_cb)(void *arg, int result, char *data, size_t len);
+int store_queue_read(struct store *s, int64_t blob_id, store_blob_cb cb, void *arg);
+/* Outcomes of delivery attempts, applied in one transaction through the writer:
+ * STORE_QUEUE_DONE deletes the row (delivered, or failed for good and bounced: the runner
+ * has already handed the bounce to store_deliver); STORE_QUEUE_RETRY sets attempts+1,
+ * last_error, next_attempt; STORE_QUEUE_WARNED sets warned=1 (with RETRY's changes too when
+ * combined, RETRY|WARNED; a later RETRY alone keeps it). A row deleted meanwhile
+ * (petrelctl queue del) is skipped, not an error. Blob references drop for deleted rows as in store_queue_del.
+ * DONE with other bits: the row is deleted. what 0 or an unknown bit, id <= 0, n 0 or
+ * above STORE_QUEUE_UPDATE_MAX: STORE_INVALID. cb (may be NULL) gets STORE_OK or
+ * STORE_ERROR (nothing applied). o and its strings are copied before the call returns. */
+#define STORE_QUEUE_DONE 1u
+#define STORE_QUEUE_RETRY 2u
+#define STORE_QUEUE_WARNED 4u
+#define STORE_QUEUE_ERROR_MAX 1000   /* bytes of last_error kept, cut at a UTF-8 boundary */
+#define STORE_QUEUE_UPDATE_MAX 100000
+struct store_queue_outcome {
+    int64_t id;
+    unsigned what;           /* the bits above */
+    int64_t next_attempt;    /* RETRY */
+    const char *last_error;  /* RETRY: the reply or reason, at most 1000 bytes kept; NULL = "" */
+};
+int store_queue_update(struct store *s, const struct store_queue_outcome *o, size_t n,
+                       store_done_cb cb, void *arg);
 
 #endif

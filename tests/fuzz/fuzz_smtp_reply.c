@@ -32,6 +32,7 @@
 
 static const char PASSWORD[] = "Sekr1t-pw";
 static const char PASSWORD_B64[] = "U2VrcjF0LXB3";
+static bool with_auth;  /* the engine knows the password: it must never show it */
 
 /* --------------------------------------------------------- the session */
 
@@ -89,7 +90,7 @@ static void check_text(const char *t)
         }
         CHECK(ch >= 0x20 && ch != 0x7f);
     }
-    CHECK(!strstr(t, PASSWORD) && !strstr(t, PASSWORD_B64));
+    CHECK(!with_auth || (!strstr(t, PASSWORD) && !strstr(t, PASSWORD_B64)));
 }
 
 static void check_result(const struct smtpc_result *r, bool final)
@@ -168,6 +169,7 @@ static void run_session(const uint8_t *cfg, const char *data, size_t size)
         .eight_bit = cfg[0] & 64,
         .smtputf8 = cfg[0] & 128,
     };
+    with_auth = o.auth_pass != NULL;
     bool tls_fails = cfg[1] & 8, race_body = cfg[1] & 16;
     unsigned resets = (cfg[1] >> 5) & 3;
 

@@ -46,10 +46,10 @@ def require_binary(build, name):
     return path
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+def free_port(host="127.0.0.1"):
+    """A TCP port on host that was free a moment ago."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -134,11 +134,11 @@ def tls_dir(tmp_path_factory):
     return d
 
 
-def wait_port(port, timeout=10.0):
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
             time.sleep(0.02)
@@ -148,10 +148,11 @@ def wait_port(port, timeout=10.0):
 class Petreld:
     """A real build/petreld on free loopback ports with its own data dir."""
 
-    def __init__(self, env, tls_dir, kinds=SMTP_KINDS, extra=None):
+    def __init__(self, env, tls_dir, kinds=SMTP_KINDS, extra=None, host="127.0.0.1"):
         self.env = env
         self.kinds = kinds
-        self.ports = {k: free_port() for k in kinds}
+        self.host = host
+        self.ports = {k: free_port(host) for k in kinds}
         self.extra = {"tls": {"cert": str(tls_dir / "cert.pem"), "key": str(tls_dir / "key.pem")}}
         # The MX's SPF/DKIM/DMARC checks (default enforce) need DNS and add an
         # Authentication-Results field: off unless a test asks (test_authcheck.py).
@@ -165,7 +166,7 @@ class Petreld:
     def configure(self, extra=None):
         for name, keys in (extra or {}).items():
             self.extra.setdefault(name, {}).update(keys)
-        self.env.write_config(listen={k: f"127.0.0.1:{p}" for k, p in self.ports.items()},
+        self.env.write_config(listen={k: f"{self.host}:{p}" for k, p in self.ports.items()},
                               extra=self.extra)
 
     def start(self):
@@ -174,9 +175,9 @@ class Petreld:
         self.proc = subprocess.Popen([str(self.env.build / "petreld"), "-c", str(self.env.conf)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for port in self.ports.values():
-            if not wait_port(port):
+            if not wait_port(port, host=self.host):
                 self.stop()
-                pytest.fail(f"petreld did not listen on {port}:\n{self.log_text()}")
+                pytest.fail(f"petreld did not listen on {self.host}:{port}:\n{self.log_text()}")
         return self
 
     def log_text(self):

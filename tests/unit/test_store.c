@@ -29,7 +29,7 @@
 #include "core/core.h"
 #include "store/store.h"
 
-#define LATEST_SCHEMA 5   /* the number of migrations in store/db.c */
+#define LATEST_SCHEMA 6   /* the number of migrations in store/db.c */
 
 static char tmpdir[] = "/tmp/petrel-store-XXXXXX";
 

@@ -996,7 +996,7 @@ static void test_migration_subscriptions(void **state)
     char err[256] = "";
     assert_int_equal(store_open(f->dir, &f->s, err, sizeof err), 0);
     assert_int_equal(store_start_writer(f->s, &f->loop), STORE_OK);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 5); /* migrated through to the latest */
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 6); /* migrated through to the latest */
     assert_int_equal(db_int(f, "SELECT count(*) FROM subscriptions"), 5);
     assert_false(mb_get(f, "Junk").subscribed);
     /* The counter starts above every UIDVALIDITY already given. */

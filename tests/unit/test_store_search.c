@@ -776,7 +776,7 @@ static void test_migration_upgrade(void **state)
     lag = true; /* paused from the start */
     fx_start(f);
     lag = was;
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 5);
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 6);
     /* Every blob is queued, nothing indexed yet. */
     assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 8);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
@@ -810,7 +810,7 @@ static void test_migration_upgrade(void **state)
     fx_stop(f);
     db_exec(f, "PRAGMA user_version = 2");
     fx_start(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 5);
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 6);
     assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 8);
     assert_string_equal(BODY(f, "grüße"), "2 5");
@@ -818,7 +818,7 @@ static void test_migration_upgrade(void **state)
     fx_stop(f);
     db_exec(f, "DROP TABLE index_queue; PRAGMA user_version = 3");
     fx_start(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 5);
+    assert_int_equal(db_int(f, "PRAGMA user_version"), 6);
     assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 9);
     assert_string_equal(BODY(f, "after the"), "7");
