@@ -36,6 +36,11 @@ runs()
         # LOGIN instead of SCRAM: one yescrypt hash per connection on the pool.
         echo "-n 200 --mech login"
         ;;
+    relay)
+        echo ""
+        # B checking SPF, DKIM and DMARC of every message, as an MX does.
+        echo "--checks enforce"
+        ;;
     *) echo "" ;;
     esac
 }

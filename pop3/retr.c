@@ -109,16 +109,17 @@ static void free_stream(struct pop3_stream **stp)
 }
 
 /* Asks the store for the next piece; false when it cannot. */
-static bool read_next(struct pop3_stream *st)
+static int read_next(struct pop3_stream *st)
 {
     unlink_stream(st);
     st->reading = true;
     st->s->pending++;
-    if (store_stream_read(st->src, on_piece, st) == STORE_OK)
-        return true;
-    st->reading = false;
-    st->s->pending--;
-    return false;
+    int r = store_stream_read(st->src, on_piece, st);
+    if (r != STORE_OK) {
+        st->reading = false;
+        st->s->pending--;
+    }
+    return r;
 }
 
 enum step { STEP_MORE, STEP_READ, STEP_END };
@@ -169,7 +170,7 @@ static void advance(struct pop3_stream *st)
         finish_stream(st);
         break;
     case STEP_READ:
-        if (!read_next(st))
+        if (read_next(st) != STORE_OK)
             abort_stream(st);
         break;
     case STEP_MORE:
@@ -221,21 +222,27 @@ void pop3_stream_drain(struct pop3_session *s)
         link_stream(s->stream, server_loop(conn_server(s->conn)));
 }
 
-/* The first piece failed: the response is still an -ERR line. */
-static void fail_start(struct pop3_stream *st, int result)
+/* The response is still to come: an -ERR line says why. */
+static void fetch_failed(struct pop3_session *s, uint32_t number, int result)
 {
-    struct pop3_session *s = st->s;
-    struct pop3_msg *m = &s->drop.msgs[st->index];
-    uint32_t number = (uint32_t)(st->index + 1);
-    free_stream(&st);
+    struct pop3_msg *m = &s->drop.msgs[number - 1];
     if (result == STORE_NOTFOUND) {
         m->gone = true;
         pop3_reply(s, "-ERR Message %" PRIu32 " was removed by another session", number);
-    } else {
-        log_event(PLOG_ERROR, conn_id(s->conn), "event=pop3-fetch-failed user=%s uid=%" PRIu32
-                  " result=%s", s->login, m->uid, store_strerror(result));
-        pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %" PRIu32 ", try again later", number);
+        return;
     }
+    log_event(PLOG_ERROR, conn_id(s->conn), "event=pop3-fetch-failed user=%s uid=%" PRIu32
+              " result=%s", s->login, m->uid, store_strerror(result));
+    pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %" PRIu32 ", try again later", number);
+}
+
+/* The first piece failed. */
+static void fail_start(struct pop3_stream *st, int result)
+{
+    struct pop3_session *s = st->s;
+    uint32_t number = (uint32_t)(st->index + 1);
+    free_stream(&st);
+    fetch_failed(s, number, result);
     pop3_step_done(s);
 }
 
@@ -285,9 +292,10 @@ static void fetch(struct pop3_session *s, uint32_t number, bool top, uint32_t li
         return;
     }
     struct pop3_stream *st = calloc(1, sizeof *st);
-    if (!st || store_stream_open(s->store, s->drop.mailbox_id, m->uid, &st->src) != STORE_OK) {
+    int r = st ? store_stream_open(s->store, s->drop.mailbox_id, m->uid, &st->src) : STORE_ERROR;
+    if (r != STORE_OK) {
         free(st);
-        pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %" PRIu32 ", try again later", number);
+        fetch_failed(s, number, r);
         return;
     }
     st->s = s;
@@ -296,9 +304,10 @@ static void fetch(struct pop3_session *s, uint32_t number, bool top, uint32_t li
     pop3_encoder_init(&st->enc, top, lines);
     s->stream = st;
     pop3_step_begin(s);
-    if (!read_next(st)) {
+    r = read_next(st);
+    if (r != STORE_OK) {
         free_stream(&st);
-        pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %" PRIu32 ", try again later", number);
+        fetch_failed(s, number, r);
         pop3_step_done(s);
     }
 }

@@ -33,8 +33,6 @@ struct store_stream {
     z_stream z;
     bool z_ready, ended;
 
-    unsigned char in[STREAM_INPUT];
-    char piece[STORE_STREAM_PIECE];
     size_t piece_len;
     int result;
 
@@ -43,6 +41,10 @@ struct store_stream {
     bool closed;                   /* closed while busy: freed after it */
     store_stream_cb cb;
     void *arg;
+
+    /* Last: the buffers, which store_stream_open does not clear. */
+    unsigned char in[STREAM_INPUT];
+    char piece[STORE_STREAM_PIECE];
 };
 
 int store_stream_open(struct store *s, int64_t mailbox_id, uint32_t uid,

@@ -266,3 +266,19 @@ def test_queue_flush_and_del(net):
     qid = a.env.ctl_ok("queue", "list").splitlines()[1].split()[0]
     assert a.env.ctl_ok("queue", "del", qid).strip() == f"deleted queue entry {qid}"
     assert not queue_rows(a)
+
+
+def test_newest_key_signs_ed25519(net):
+    """Key rotation: a second key, Ed25519 (RFC 8463), added later signs."""
+    a, b, dns = net
+    time.sleep(1.1)  # a later "created" second than the first key's
+    out = a.env.ctl_ok("dkim", "generate", "a.test", "--selector", "s2", "--algorithm", "ed25519")
+    rec = out.splitlines()[1]
+    dns.zone["s2._domainkey.a.test"] = {
+        "TXT": ["".join(rec[rec.index("(") + 1:rec.rindex(")")].split('"')[1::2])]}
+    a.start()
+    submit(a, [BOB], message(subject="ed25519"))
+    stored = wait_for(lambda: inbox(b, BOB), what="delivery at B")[0]
+    assert b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=a.test;" in stored
+    ar = authres(stored)
+    assert "dkim=pass" in ar and "header.s=s2" in ar and "dmarc=pass" in ar, ar
