@@ -205,7 +205,7 @@ static const struct key_def keys[] = {
     OPTSTR("relay", "user", relay_user),
     OPTSTR("relay", "password", relay_password),
     UINT("relay", "mx_port", mx_port, 1, 65535),
-    UINT("queue", "lifetime", queue_lifetime, 60, 90 * 86400),
+    UINT("queue", "lifetime", queue_lifetime, 1, 90 * 86400),
     UINT("queue", "delay_warning", queue_delay_warning, 0, 90 * 86400),
     UINT("queue", "retry_min", queue_retry_min, 1, 86400),
     UINT("queue", "retry_max", queue_retry_max, 1, 7 * 86400),

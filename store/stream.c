@@ -42,9 +42,12 @@ struct store_stream {
     store_stream_cb cb;
     void *arg;
 
-    /* Last: the buffers, which store_stream_open does not clear. */
-    unsigned char in[STREAM_INPUT];
-    char piece[STORE_STREAM_PIECE];
+    /* Sized at the first read to the message (a 5 KB message needs 5 KB,
+     * not a 160 KB allocation that malloc would map and unmap each time). */
+    unsigned char *in;
+    size_t in_cap;
+    char *piece;
+    size_t piece_cap;
 };
 
 int store_stream_open(struct store *s, int64_t mailbox_id, uint32_t uid,
@@ -56,7 +59,7 @@ int store_stream_open(struct store *s, int64_t mailbox_id, uint32_t uid,
     struct store_stream *st = malloc(sizeof(*st));
     if (!st)
         return STORE_ERROR;
-    memset(st, 0, offsetof(struct store_stream, in));
+    memset(st, 0, sizeof *st);
     st->s = s;
     st->mailbox_id = mailbox_id;
     st->uid = uid;
@@ -69,7 +72,21 @@ static void stream_free(struct store_stream *st)
 {
     if (st->z_ready)
         inflateEnd(&st->z);
+    free(st->in);
+    free(st->piece);
     free(st);
+}
+
+/* The buffers, once: no bigger than the message and its compressed form. */
+static int alloc_buffers(struct store_stream *st, int zlen)
+{
+    if (st->piece)
+        return STORE_OK;
+    st->piece_cap = st->size < STORE_STREAM_PIECE ? (size_t)st->size + 1 : STORE_STREAM_PIECE;
+    st->in_cap = zlen < STREAM_INPUT ? (size_t)zlen + 1 : STREAM_INPUT;
+    st->piece = malloc(st->piece_cap);
+    st->in = malloc(st->in_cap);
+    return st->piece && st->in ? STORE_OK : STORE_ERROR;
 }
 
 void store_stream_close(struct store_stream **stp)
@@ -136,14 +153,14 @@ static int inflate_piece(struct store_stream *st, sqlite3_blob *blob)
 {
     int zlen = sqlite3_blob_bytes(blob);
     st->z.next_out = (Bytef *)st->piece;
-    st->z.avail_out = STORE_STREAM_PIECE;
+    st->z.avail_out = (uInt)st->piece_cap;
     while (st->z.avail_out > 0 && !st->ended) {
         if (st->z.avail_in == 0) {
             int n = zlen - st->zoff;
             if (n <= 0)
                 return corrupt(st, "truncated");
-            if (n > STREAM_INPUT)
-                n = STREAM_INPUT;
+            if ((size_t)n > st->in_cap)
+                n = (int)st->in_cap;
             if (sqlite3_blob_read(blob, st->in, n, st->zoff) != SQLITE_OK)
                 return STORE_ERROR;
             st->zoff += n;
@@ -156,7 +173,7 @@ static int inflate_piece(struct store_stream *st, sqlite3_blob *blob)
         else if (zr != Z_OK)
             return corrupt(st, "zlib");
     }
-    st->piece_len = STORE_STREAM_PIECE - st->z.avail_out;
+    st->piece_len = st->piece_cap - st->z.avail_out;
     st->inflated += st->piece_len;
     if (st->inflated > st->size || (st->ended && st->inflated != st->size))
         return corrupt(st, "size");
@@ -178,7 +195,9 @@ static int read_piece(sqlite3 *db, struct store_stream *st)
         store_db_log(db, "stream_blob_open");
         return STORE_ERROR;
     }
-    r = inflate_piece(st, blob);
+    r = alloc_buffers(st, sqlite3_blob_bytes(blob));
+    if (r == STORE_OK)
+        r = inflate_piece(st, blob);
     sqlite3_blob_close(blob);
     return r;
 }

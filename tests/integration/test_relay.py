@@ -282,3 +282,40 @@ def test_newest_key_signs_ed25519(net):
     assert b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=a.test;" in stored
     ar = authres(stored)
     assert "dkim=pass" in ar and "header.s=s2" in ar and "dmarc=pass" in ar, ar
+
+
+def test_expired_message_bounces(net):
+    """Still failing after [queue] lifetime: bounced with the last error."""
+    a, b, dns = net
+    a.configure({"queue": {"lifetime": "2", "delay_warning": "0"}})
+    b.stop()
+    a.start()
+    submit(a, [BOB], message(subject="never arrives"))
+    bounce = wait_for(lambda: inbox(a, ALICE), what="the bounce")[0]
+    text, fields = report_of(bounce)
+    assert fields["action"] == "failed" and fields["status"] == "4.4.1", fields
+    assert "Cannot reach mx.b.test" in fields["diagnostic-code"]
+    assert not queue_rows(a)
+    assert b"never arrives" in bounce  # the original comes back
+
+
+def test_next_mx_when_the_first_is_down(net):
+    """RFC 5321 §5.1: MX hosts by preference, each address in turn."""
+    a, b, dns = net
+    dns.zone["b.test"]["MX"] = [[5, "down.b.test"], [10, "mx.b.test"]]
+    dns.zone["down.b.test"] = {"A": ["127.0.0.9"]}  # nothing listens there
+    a.start()
+    submit(a, [BOB], message(subject="second MX"))
+    stored = wait_for(lambda: inbox(b, BOB), what="delivery through the second MX")[0]
+    assert b"second MX" in stored
+    assert "event=relay-unreachable host=down.b.test ip=127.0.0.9" in a.log_text()
+
+
+def test_implicit_mx(net):
+    """No MX record: the domain's own address (RFC 5321 §5.1)."""
+    a, b, dns = net
+    dns.zone["b.test"] = {"A": [B_HOST], "TXT": ["v=spf1 ip4:127.0.0.0/8 -all"]}
+    a.start()
+    submit(a, [BOB], message(subject="implicit MX"))
+    stored = wait_for(lambda: inbox(b, BOB), what="delivery to the domain's A record")[0]
+    assert b"implicit MX" in stored
