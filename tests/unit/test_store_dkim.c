@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +25,7 @@
 #include "core/core.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
-
-static char tmpdir[] = "/tmp/petrel-dkim-XXXXXX";
+#include "tests/unit/testdir.h"
 
 static const char PEM[] = "-----BEGIN PRIVATE KEY-----\nnot parsed by the store\n"
                           "-----END PRIVATE KEY-----\n";
@@ -40,47 +38,14 @@ struct fx {
 
 /* ---------------------------------------------------------- helpers */
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (!mkdtemp(tmpdir))
-        return -1;
-    log_set_level(PLOG_ERROR);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rmdir(tmpdir);
-    return 0;
-}
-
-/* A fresh store in tmpdir/name with the domains example.test and other.test. */
+/* A fresh store in testdir/name with the domains example.test and other.test. */
 static struct fx *fx_open(const char *name)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "%s/%s", tmpdir, name);
+    snprintf(f->dir, sizeof f->dir, "%s/%s", testdir, name);
     snprintf(f->db_path, sizeof f->db_path, "%s/petrel.db", f->dir);
-    rm_tree(f->dir);
+    testdir_rm(f->dir);
     char err[256] = "";
     assert_int_equal(store_open(f->dir, &f->s, err, sizeof err), 0);
     assert_int_equal(store_domain_add(f->s, "example.test"), STORE_OK);
@@ -91,7 +56,7 @@ static struct fx *fx_open(const char *name)
 static void fx_close(struct fx *f)
 {
     store_close(&f->s);
-    rm_tree(f->dir);
+    testdir_rm(f->dir);
     free(f);
 }
 
@@ -395,5 +360,5 @@ int main(void)
         cmocka_unit_test(test_cascade),
         cmocka_unit_test(test_generated_key),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }

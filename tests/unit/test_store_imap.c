@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +22,7 @@
 #include "core/core.h"
 #include "mime/mime.h"
 #include "store/store.h"
-
-static char tmpdir[] = "/tmp/petrel-simap-XXXXXX";
+#include "tests/unit/testdir.h"
 
 struct fx {
     char dir[512];
@@ -35,44 +33,11 @@ struct fx {
     unsigned pending;
 };
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (!mkdtemp(tmpdir))
-        return -1;
-    log_set_level(PLOG_ERROR);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rmdir(tmpdir);
-    return 0;
-}
-
 static struct fx *fx_open(const char *name, uint64_t quota)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "%s/%s", tmpdir, name);
+    snprintf(f->dir, sizeof f->dir, "%s/%s", testdir, name);
     snprintf(f->db_path, sizeof f->db_path, "%s/petrel.db", f->dir);
     char err[256] = "";
     if (store_open(f->dir, &f->s, err, sizeof err) != 0)
@@ -94,7 +59,7 @@ static void fx_close(struct fx **fp)
     store_close(&f->s);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    rm_tree(f->dir);
+    testdir_rm(f->dir);
     free(f);
     *fp = NULL;
 }
@@ -1021,5 +986,5 @@ int main(void)
         cmocka_unit_test(test_fetch_reparse),
         cmocka_unit_test(test_migration_subscriptions),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }

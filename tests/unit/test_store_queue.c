@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +27,10 @@
 
 #include "core/core.h"
 #include "store/store.h"
+#include "tests/unit/testdir.h"
 
 #define LATEST_SCHEMA 6   /* the number of migrations in store/db.c */
 
-static char tmpdir[] = "/tmp/petrel-queue-XXXXXX";
 
 /* One test's store, its directory and its loop. */
 struct fx {
@@ -43,37 +42,6 @@ struct fx {
 
 /* ---------------------------------------------------------- helpers */
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int group_setup(void **state)
-{
-    if (!mkdtemp(tmpdir))
-        return -1;
-    log_set_level(PLOG_ERROR);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    rmdir(tmpdir);
-    return 0;
-}
-
 static void fx_start(struct fx *f, bool writer)
 {
     char err[256] = "";
@@ -83,12 +51,12 @@ static void fx_start(struct fx *f, bool writer)
         assert_int_equal(store_start_writer(f->s, &f->loop), STORE_OK);
 }
 
-/* A fresh store in tmpdir/<test name>, with or without the writer. */
+/* A fresh store in testdir/<test name>, with or without the writer. */
 static struct fx *fx_open(const char *name, bool writer)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "%s/%s", tmpdir, name);
+    snprintf(f->dir, sizeof f->dir, "%s/%s", testdir, name);
     snprintf(f->db_path, sizeof f->db_path, "%s/petrel.db", f->dir);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     fx_start(f, writer);
@@ -108,7 +76,7 @@ static void fx_close(struct fx **fp)
     struct fx *f = *fp;
     fx_stop(f);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    rm_tree(f->dir);
+    testdir_rm(f->dir);
     free(f);
     *fp = NULL;
 }
@@ -876,5 +844,5 @@ int main(void)
         cmocka_unit_test(test_update_error_cut),
         cmocka_unit_test(test_migration),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }

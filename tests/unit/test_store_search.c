@@ -22,7 +22,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +34,7 @@
 #include "mime/mime.h"
 #include "store/store-int.h"   /* store_index_pause */
 #include "store/store.h"
-
-static char tmpdir[] = "/tmp/petrel-ssearch-XXXXXX";
+#include "tests/unit/testdir.h"
 
 /* The "(lag)" runs: the indexer is paused from the store's start. */
 static bool lag;
@@ -64,39 +62,6 @@ struct fx {
     int64_t inbox;          /* alice's INBOX */
     unsigned pending;
 };
-
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (!mkdtemp(tmpdir))
-        return -1;
-    log_set_level(PLOG_ERROR);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rmdir(tmpdir);
-    return 0;
-}
 
 static int64_t user_id(struct fx *f, const char *address)
 {
@@ -126,7 +91,7 @@ static struct fx *fx_open(const char *name)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "%s/%s", tmpdir, name);
+    snprintf(f->dir, sizeof f->dir, "%s/%s", testdir, name);
     snprintf(f->db_path, sizeof f->db_path, "%s/petrel.db", f->dir);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     fx_start(f);
@@ -151,7 +116,7 @@ static void fx_close(struct fx **fp)
     struct fx *f = *fp;
     fx_stop(f);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    rm_tree(f->dir);
+    testdir_rm(f->dir);
     free(f);
     *fp = NULL;
 }
@@ -1183,5 +1148,5 @@ int main(void)
         cmocka_unit_test(test_leftover),
         cmocka_unit_test(test_close_prompt),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }
