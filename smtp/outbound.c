@@ -122,8 +122,10 @@ static bool send_body(struct outbound *o)
     return true;
 }
 
-/* Does what the engine asks until it waits for the peer. */
-static void pump(struct outbound *o)
+/* Does what the engine asks until it waits for the peer; returns what it
+ * waits for: a reply line (READ), the peer to drain the body (SEND_BODY;
+ * an early reply may still be read), the handshake, or the close. */
+static enum smtpc_action pump(struct outbound *o)
 {
     for (;;) {
         const char *p;
@@ -131,7 +133,7 @@ static void pump(struct outbound *o)
         switch (smtpc_next(o->c)) {
         case SMTPC_READ:
             conn_set_timeout(o->conn, smtpc_timeout_ms(o->c));
-            return;
+            return SMTPC_READ;
         case SMTPC_WRITE:
             smtpc_output(o->c, &p, &n);
             conn_write(o->conn, p, n);
@@ -142,7 +144,7 @@ static void pump(struct outbound *o)
                 smtpc_tls_failed(o->c);
                 break;
             }
-            return;
+            return SMTPC_START_TLS;
         case SMTPC_SEND_BODY:
             if (!o->sending_body) {
                 o->sending_body = true;
@@ -151,17 +153,17 @@ static void pump(struct outbound *o)
             }
             conn_set_timeout(o->conn, smtpc_timeout_ms(o->c));
             if (!send_body(o))
-                return;
+                return SMTPC_SEND_BODY;
             break;
         case SMTPC_QUIT_DONE:
             if (smtpc_quit(o->c) != 0) {
                 conn_close(o->conn);
-                return;
+                return SMTPC_CLOSE;
             }
             break;
         case SMTPC_CLOSE:
             conn_close(o->conn);
-            return;
+            return SMTPC_CLOSE;
         }
     }
 }
@@ -232,9 +234,9 @@ static void on_input(struct conn *c)
             len = sizeof overlong;
         }
         smtpc_input(o->c, line, len);
-        pump(o);
-        if (smtpc_next(o->c) == SMTPC_CLOSE)
-            return;
+        enum smtpc_action a = pump(o);
+        if (a == SMTPC_CLOSE || a == SMTPC_START_TLS)
+            return; /* what is still buffered is dropped (RFC 3207 §6) or moot */
     }
 }
 
