@@ -319,3 +319,48 @@ def test_implicit_mx(net):
     submit(a, [BOB], message(subject="implicit MX"))
     stored = wait_for(lambda: inbox(b, BOB), what="delivery to the domain's A record")[0]
     assert b"implicit MX" in stored
+
+
+def outbound_intervals(node):
+    """(start, end) in seconds of each outbound connection, from the
+    disconnect lines (their time minus their duration)."""
+    from datetime import datetime
+    out = []
+    for line in node.log_text().splitlines():
+        if "event=disconnect direction=out" not in line:
+            continue
+        end = datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+        dur = float(line.split("duration=")[1].split("s")[0])
+        out.append((end - dur, end))
+    return out
+
+
+@pytest.mark.parametrize("per_domain,total,bound", [(2, 64, 2), (8, 3, 3)])
+def test_connection_limits(net, per_domain, total, bound):
+    """[queue] per_domain and max_connections bound the connections at once
+    (with per_domain 8 and no lower total, all 8 go at once)."""
+    a, b, dns = net
+    a.configure({"queue": {"per_domain": str(per_domain), "max_connections": str(total)}})
+    a.start()
+    for i in range(8):
+        submit(a, [BOB], message(subject=f"limit {i}"))
+    wait_for(lambda: len(inbox(b, BOB)) == 8, what="8 deliveries")
+    spans = outbound_intervals(a)
+    assert len(spans) == 8
+    most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert most <= bound, spans
+
+
+def test_null_sender_is_never_bounced(net):
+    """RFC 5321 §4.5.5: a failure of a message from <> is logged, not reported."""
+    a, b, dns = net
+    a.env.ctl_ok("alias", "add", "fwd@a.test", "nobody@b.test")
+    a.start()
+    import smtplib as s
+    with s.SMTP(a.host, a.port("smtp"), timeout=30) as c:
+        c.ehlo("mx.elsewhere.test")
+        c.sendmail("", ["fwd@a.test"], message(to="fwd@a.test"))
+    wait_for(lambda: "event=relay-report-skipped reason=null-sender" in a.log_text(),
+             what="the skipped report")
+    assert not queue_rows(a)
+    assert inbox(a, ALICE) == []
