@@ -74,22 +74,6 @@ static void fx_close(struct fx **fp)
     *fp = NULL;
 }
 
-/* One integer from the database file, through a separate connection. */
-static int64_t db_int(struct fx *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static void add_user(struct fx *f, const char *address, uint64_t quota)
 {
     assert_int_equal(store_user_add(f->s, address, "$hash$", "scram", quota), STORE_OK);
@@ -250,8 +234,8 @@ static const char MSG[] =
 static void test_migrations(void **state)
 {
     struct fx *f = fx_open("migrations", false);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), LATEST_SCHEMA);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), LATEST_SCHEMA);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                                " AND name IN ('domains', 'users', 'aliases', 'mailboxes',"
                                " 'blobs', 'messages', 'parses', 'queue')"), 8);
     /* WAL is a property of the file. */
@@ -269,7 +253,7 @@ static void test_migrations(void **state)
     store_close(&f->s);
     char err[256] = "";
     assert_int_equal(store_open(f->dir, &f->s, err, sizeof err), 0);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), LATEST_SCHEMA);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), LATEST_SCHEMA);
     assert_true(store_domain_is_local(f->s, "example.test"));
 
     /* Two stores on one file (petreld and petrelctl) coexist. */
@@ -352,8 +336,8 @@ static void test_domains(void **state)
     assert_false(store_domain_is_local(f->s, "example.test"));
     struct store_user u;
     assert_int_equal(store_user_get(f->s, "alice@example.test", &u), STORE_NOTFOUND);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM aliases WHERE address = 'fwd@b.test'"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM mailboxes"), 6);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM aliases WHERE address = 'fwd@b.test'"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM mailboxes"), 6);
     fx_close(&f);
 }
 
@@ -432,7 +416,7 @@ static void test_users(void **state)
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_NOTFOUND);
     assert_int_equal(store_user_get(f->s, "alice@example.test", &u), STORE_NOTFOUND);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM mailboxes"), 12);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM mailboxes"), 12);
     fx_close(&f);
 }
 
@@ -567,7 +551,7 @@ static void test_aliases_resolve(void **state)
                      STORE_NOTFOUND);
     assert_int_equal(store_alias_del(f->s, "sales@example.test", NULL), STORE_OK);
     assert_int_equal(store_alias_del(f->s, "sales@example.test", NULL), STORE_NOTFOUND);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM aliases WHERE address = 'all@example.test'"),
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM aliases WHERE address = 'all@example.test'"),
                      0);
     /* all@ is gone with its only target: the catch-all now takes it. */
     assert_int_equal(store_resolve_rcpt(f->s, "all@example.test", &r), STORE_OK);
@@ -601,13 +585,13 @@ static void test_aliases_resolve(void **state)
     assert_int_equal(store_resolve_rcpt(f->s, "d10@example.test", &r), STORE_NOTFOUND);
     assert_true(r.truncated);
     assert_int_equal(store_alias_del(f->s, "d0@example.test", NULL), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM aliases WHERE address LIKE 'd%'"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM aliases WHERE address LIKE 'd%'"), 0);
 
     /* Deleting a user removes the alias targets naming it, and the aliases
      * left with no target, however deep: c -> b -> a -> alice. */
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
     assert_int_equal(store_resolve_rcpt(f->s, "c@example.test", &r), STORE_NOTFOUND);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM aliases WHERE address IN"
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM aliases WHERE address IN"
                                " ('a@example.test', 'b@example.test', 'c@example.test')"), 0);
     /* ... so that the catch-all takes those addresses again. */
     assert_int_equal(store_alias_add(f->s, "@example.test", "bob@example.test"), STORE_OK);
@@ -669,14 +653,14 @@ static void test_deliver_shared_blob(void **state)
     };
     assert_int_equal(deliver_wait(f, MSG, sizeof MSG - 1, ids, 4, NULL, 0), STORE_OK);
 
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 3);
-    assert_int_equal(db_int(f, "SELECT size FROM blobs"), sizeof MSG - 1);
-    assert_int_equal(db_int(f, "SELECT length(sha256) FROM blobs"), 32);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM messages"), 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT size FROM blobs"), sizeof MSG - 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT length(sha256) FROM blobs"), 32);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM messages"), 3);
     /* The parse cache has one row per blob, envelope fields included. */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses WHERE subject = 'Hello'"
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses WHERE subject = 'Hello'"
                                " AND message_id = '<1@remote.test>' AND length(mime) > 0"), 1);
 
     static const char *const users[] = { "alice@example.test", "bob@example.test",
@@ -702,20 +686,20 @@ static void test_deliver_shared_blob(void **state)
 
     /* The same bytes again reuse the blob. */
     assert_int_equal(deliver_wait(f, MSG, sizeof MSG - 1, ids, 1, NULL, 0), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 4);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 4);
 
     /* Deleting users releases their references; the last one the blob. */
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 2);
     assert_int_equal(store_user_del(f->s, "bob@example.test"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 1);
     /* Deleting the domain deletes carol and her mail with it. */
     assert_int_equal(store_domain_del(f->s, "example.test"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM messages"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM mailboxes"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM messages"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM mailboxes"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses"), 0);
     fx_close(&f);
 }
 
@@ -754,7 +738,7 @@ static void test_read_exact(void **state)
     assert_non_null(data);
     free(data);
     expect_read(f, mb, 3, big, big_len);
-    assert_true(db_int(f, "SELECT max(length(data)) FROM blobs") < (int64_t)big_len / 10);
+    assert_true(testdir_db_int(f->db_path, "SELECT max(length(data)) FROM blobs") < (int64_t)big_len / 10);
     free(big);
 
     assert_int_equal(store_message_read(f->s, mb, 4, &data, &len), STORE_NOTFOUND);
@@ -1059,8 +1043,8 @@ static void test_group_commit(void **state)
     assert_int_equal(store_message_list(f->s, "bob@example.test", "INBOX", msg_cb, rows),
                      STORE_OK);
     assert_int_equal(rows->n, (GROUP_N + 2) / 3);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), GROUP_N);
-    assert_int_equal(db_int(f, "SELECT sum(refcount) FROM blobs"), GROUP_N + (GROUP_N + 2) / 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), GROUP_N);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT sum(refcount) FROM blobs"), GROUP_N + (GROUP_N + 2) / 3);
     free(seen);
     free(rows);
     free(done);
@@ -1123,7 +1107,7 @@ static void test_quota(void **state)
     assert_int_equal(store_user_get(f->s, "big@example.test", &u), STORE_OK);
     assert_int_equal(u.used, 0);
     assert_int_equal(u.messages, 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
 
     /* Deliveries racing for the last bytes in one group: the writer sees
      * each one's usage, so exactly one of two 300-byte messages fits. */
@@ -1169,7 +1153,7 @@ static void test_queue(void **state)
 
     const char *remote[] = { "bob@Remote.TEST", "carol@other.test" };
     assert_int_equal(deliver_wait(f, MSG, sizeof MSG - 1, &alice, 1, remote, 2), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 3);
     assert_int_equal(store_queue_list(f->s, queue_cb, &q), STORE_OK);
     assert_int_equal(q.n, 2);
     assert_string_equal(q.rcpt[0], "bob@Remote.TEST");
@@ -1186,22 +1170,22 @@ static void test_queue(void **state)
     q.n = 0;
     assert_int_equal(store_queue_list(f->s, queue_cb, &q), STORE_OK);
     assert_int_equal(q.n, 3);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 2);
 
     /* Flush makes entries due now (never later than they were). */
     assert_int_equal(store_queue_flush(f->s, q.id[0]), STORE_OK);
     assert_int_equal(store_queue_flush(f->s, 0), STORE_OK);
     assert_int_equal(store_queue_flush(f->s, 99999), STORE_NOTFOUND);
     assert_int_equal(store_queue_flush(f->s, -1), STORE_INVALID);
-    assert_true(db_int(f, "SELECT max(next_attempt) FROM queue") <= (int64_t)time(NULL));
+    assert_true(testdir_db_int(f->db_path, "SELECT max(next_attempt) FROM queue") <= (int64_t)time(NULL));
 
     assert_int_equal(store_queue_del(f->s, q.id[2]), STORE_OK);
     assert_int_equal(store_queue_del(f->s, q.id[2]), STORE_NOTFOUND);
     assert_int_equal(store_queue_del(f->s, 0), STORE_INVALID);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses"), 1);
     assert_int_equal(store_queue_del(f->s, q.id[0]), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 2);
     q.n = 0;
     assert_int_equal(store_queue_list(f->s, queue_cb, &q), STORE_OK);
     assert_int_equal(q.n, 1);
@@ -1209,7 +1193,7 @@ static void test_queue(void **state)
 
     /* The local copy outlives the queue rows. */
     assert_int_equal(store_queue_del(f->s, q.id[0]), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 1);
     struct msg_rows rows = { .n = 0 };
     assert_int_equal(store_message_list(f->s, "alice@example.test", "INBOX", msg_cb, &rows),
                      STORE_OK);
@@ -1312,7 +1296,7 @@ static void test_deliver_deleted_user(void **state)
     assert_int_equal(store_user_del(f->s, "bob@example.test"), STORE_OK);
     assert_int_equal(deliver_wait(f, MSG, sizeof MSG - 1, ids, 2, NULL, 0), STORE_OK);
     assert_int_equal(inbox_of(f, "alice@example.test").messages, 1);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 1);
     fx_close(&f);
 }
 

@@ -73,19 +73,6 @@ static void db_exec(struct fx *f, const char *sql)
     sqlite3_close(db);
 }
 
-static int64_t db_int(struct fx *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* The listing as "domain/selector/algorithm" rows joined by spaces. */
 struct listing {
     char text[2048];
@@ -121,8 +108,8 @@ static void test_migration(void **state)
 {
     (void)state;
     struct fx *f = fx_open("migration");
-    assert_true(db_int(f, "PRAGMA user_version") >= 5);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master"
+    assert_true(testdir_db_int(f->db_path, "PRAGMA user_version") >= 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM sqlite_master"
                                " WHERE type = 'table' AND name = 'dkim_keys'"), 1);
     assert_int_equal(add(f, "example.test", "s1", "rsa-sha256"), STORE_OK);
     /* Running migration 5 again is harmless and keeps the keys. */
@@ -130,7 +117,7 @@ static void test_migration(void **state)
     db_exec(f, "PRAGMA user_version = 4");
     char err[256] = "";
     assert_int_equal(store_open(f->dir, &f->s, err, sizeof err), 0);
-    assert_true(db_int(f, "PRAGMA user_version") >= 5);
+    assert_true(testdir_db_int(f->db_path, "PRAGMA user_version") >= 5);
     struct listing l;
     assert_string_equal(list(f, NULL, &l), "example.test/s1/rsa-sha256");
     fx_close(f);
@@ -299,7 +286,7 @@ static void test_cascade(void **state)
     assert_int_equal(add(f, "example.test", "b", "ed25519-sha256"), STORE_OK);
     assert_int_equal(add(f, "other.test", "a", "rsa-sha256"), STORE_OK);
     assert_int_equal(store_domain_del(f->s, "example.test"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM dkim_keys"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM dkim_keys"), 1);
     assert_string_equal(list(f, NULL, &l), "other.test/a/rsa-sha256");
     /* A domain added again starts without keys. */
     assert_int_equal(store_domain_add(f->s, "example.test"), STORE_OK);

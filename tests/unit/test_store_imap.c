@@ -70,21 +70,6 @@ static void wait_all(struct fx *f)
         uv_run(&f->loop, UV_RUN_ONCE);
 }
 
-static int64_t db_int(struct fx *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* ------------------------------------------------------- callback records */
 
 struct res {
@@ -568,9 +553,9 @@ static void test_expunge(void **state)
     assert_int_equal(index_of(f, in.id, 0).n, 1);
 
     /* The blob of MSG1 is still used by uid 5; MSG2's went at refcount 0. */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses"), 1);
 
     /* POP3 QUIT: the named UIDs go whatever their flags; unknown ones are skipped. */
     assert_int_equal(append(f, "INBOX", MSG2, "\\Seen").result, STORE_OK);
@@ -612,7 +597,7 @@ static void test_copy_move(void **state)
     struct idx x = index_of(f, ar.id, 0);
     assert_int_equal(x.n, 3);
     assert_string_equal(x.flags[1], "\\Seen");
-    assert_int_equal(db_int(f, "SELECT max(refcount) FROM blobs"), 3); /* MSG3 */
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT max(refcount) FROM blobs"), 3); /* MSG3 */
 
     /* Over quota: nothing copied. */
     uint32_t all[] = { 1, 2, 3 };
@@ -650,8 +635,8 @@ static void test_copy_move(void **state)
 
     /* Deleting a mailbox expunges its messages: blobs and quota follow. */
     assert_int_equal(mb_delete(f, "Archive"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses"), 0);
     assert_int_equal(store_user_get(f->s, "alice@example.test", &u1), STORE_OK);
     assert_int_equal(u1.used, 0);
     uint64_t used, limit;
@@ -961,11 +946,11 @@ static void test_migration_subscriptions(void **state)
     char err[256] = "";
     assert_int_equal(store_open(f->dir, &f->s, err, sizeof err), 0);
     assert_int_equal(store_start_writer(f->s, &f->loop), STORE_OK);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 6); /* migrated through to the latest */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM subscriptions"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), 6); /* migrated through to the latest */
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM subscriptions"), 5);
     assert_false(mb_get(f, "Junk").subscribed);
     /* The counter starts above every UIDVALIDITY already given. */
-    uint32_t max = (uint32_t)db_int(f, "SELECT max(uidvalidity) FROM mailboxes");
+    uint32_t max = (uint32_t)testdir_db_int(f->db_path, "SELECT max(uidvalidity) FROM mailboxes");
     assert_int_equal(mb_create(f, "New", NULL), STORE_OK);
     assert_true(mb_get(f, "New").uidvalidity > max);
     fx_close(&f);

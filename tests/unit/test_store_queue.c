@@ -81,22 +81,6 @@ static void fx_close(struct fx **fp)
     *fp = NULL;
 }
 
-/* One integer from the database file, through a separate connection. */
-static int64_t db_int(struct fx *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* Arranges a detail store.h does not set, through a separate connection. */
 static void db_exec(struct fx *f, const char *sql)
 {
@@ -307,8 +291,8 @@ static void queue_two(struct fx *f)
     const char *r2[] = { "e@a.test", "f@b.test" };
     assert_int_equal(deliver(f, MSG1, NULL, 0, r1, 3), STORE_OK);
     assert_int_equal(deliver(f, MSG2, NULL, 0, r2, 2), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue"), 5);
-    assert_int_equal(db_int(f, "SELECT max(id) FROM queue"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT max(id) FROM queue"), 5);
 }
 
 /* ------------------------------------------------------------- due */
@@ -568,7 +552,7 @@ static void test_read(void **state)
     data[big] = '\0';
     const char *r[] = { "big@c.test" };
     assert_int_equal(deliver(f, data, NULL, 0, r, 1), STORE_OK);
-    int64_t blob = db_int(f, "SELECT blob_id FROM queue WHERE rcpt = 'big@c.test'");
+    int64_t blob = testdir_db_int(f->db_path, "SELECT blob_id FROM queue WHERE rcpt = 'big@c.test'");
     assert_int_equal(read_blob(f, blob, &b), STORE_OK);
     assert_int_equal(b.len, big);
     assert_memory_equal(b.data, data, big);
@@ -593,20 +577,20 @@ static void test_update_done(void **state)
     /* MSG1 also for alice: its blob outlives its queue rows. */
     const char *r3[] = { "g@c.test" };
     assert_int_equal(deliver(f, MSG1, &alice, 1, r3, 1), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 2);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 1"), 5);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 2"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 1"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 2"), 2);
 
     /* MSG2's two rows: the blob, its parse and its index rows go with the last. */
     struct store_queue_outcome o[] = { { .id = 4, .what = STORE_QUEUE_DONE } };
     assert_int_equal(update(f, o, 1), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue WHERE id = 4"), 0);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 2"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue WHERE id = 4"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 2"), 1);
     o[0].id = 5;
     assert_int_equal(update(f, o, 1), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs WHERE id = 2"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM parses WHERE blob_id = 2"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs WHERE id = 2"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM parses WHERE blob_id = 2"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
     struct blob b;
     assert_int_equal(read_blob(f, 2, &b), STORE_NOTFOUND);
 
@@ -621,8 +605,8 @@ static void test_update_done(void **state)
         { .id = 6, .what = STORE_QUEUE_DONE },
     };
     assert_int_equal(update(f, all, 5), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue"), 0);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 1"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 1"), 1);
     assert_int_equal(read_blob(f, 1, &b), STORE_OK);
     assert_memory_equal(b.data, MSG1, b.len);
     free(b.data);
@@ -687,8 +671,8 @@ static void test_update_retry_warned(void **state)
     assert_int_equal(r->next_attempt, now + 1800);
     assert_string_equal(r->last_error, "timeout");
     assert_true(r->warned);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue"), 5);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 1"), 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 1"), 3);
 
     /* Arguments: nothing applied, no callback. */
     struct store_queue_outcome bad[] = {
@@ -722,7 +706,7 @@ static void test_update_deleted(void **state)
     /* petrelctl queue del while the runner has rows 1 and 4 in flight. */
     assert_int_equal(store_queue_del(f->s, 1), STORE_OK);
     assert_int_equal(store_queue_del(f->s, 4), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 1"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 1"), 2);
     struct store_queue_outcome o[] = {
         { .id = 1, .what = STORE_QUEUE_DONE },
         { .id = 4, .what = STORE_QUEUE_RETRY | STORE_QUEUE_WARNED, .next_attempt = 1,
@@ -732,9 +716,9 @@ static void test_update_deleted(void **state)
     };
     assert_int_equal(update(f, o, 4), STORE_OK);
     /* The deleted rows' blob references were not dropped twice. */
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 1"), 2);
-    assert_int_equal(db_int(f, "SELECT refcount FROM blobs WHERE id = 2"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue"), 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 1"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT refcount FROM blobs WHERE id = 2"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue"), 3);
     struct list l;
     const struct list_row *r = list_row(f, &l, 2);
     assert_int_equal(r->attempts, 1);
@@ -769,11 +753,11 @@ static void test_update_error_cut(void **state)
         { .id = 3, .what = STORE_QUEUE_RETRY, .next_attempt = 1, .last_error = k },
     };
     assert_int_equal(update(f, o, 3), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT length(CAST(last_error AS BLOB)) FROM queue WHERE id = 1"),
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT length(CAST(last_error AS BLOB)) FROM queue WHERE id = 1"),
                      STORE_QUEUE_ERROR_MAX);
-    assert_int_equal(db_int(f, "SELECT length(CAST(last_error AS BLOB)) FROM queue WHERE id = 2"),
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT length(CAST(last_error AS BLOB)) FROM queue WHERE id = 2"),
                      999);
-    assert_int_equal(db_int(f, "SELECT length(CAST(last_error AS BLOB)) FROM queue WHERE id = 3"),
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT length(CAST(last_error AS BLOB)) FROM queue WHERE id = 3"),
                      1000);
     struct list l;
     const struct list_row *r = list_row(f, &l, 1);
@@ -791,7 +775,7 @@ static void test_migration(void **state)
 {
     struct fx *f = fx_open("migration", true);
     queue_two(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), LATEST_SCHEMA);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), LATEST_SCHEMA);
     struct store_queue_outcome o = { .id = 2, .what = STORE_QUEUE_RETRY, .next_attempt = 42,
                                      .last_error = "kept" };
     assert_int_equal(update(f, &o, 1), STORE_OK);
@@ -800,14 +784,14 @@ static void test_migration(void **state)
     /* Back to version 5: no warned column, no queue_order index. */
     db_exec(f, "DROP INDEX queue_order; ALTER TABLE queue DROP COLUMN warned;"
                " PRAGMA user_version = 5");
-    assert_int_equal(db_int(f, "SELECT count(*) FROM pragma_table_info('queue')"
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM pragma_table_info('queue')"
                                " WHERE name = 'warned'"), 0);
     fx_start(f, true);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), LATEST_SCHEMA);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), LATEST_SCHEMA);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
                                " AND name = 'queue_order'"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue"), 5);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM queue WHERE warned = 0"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM queue WHERE warned = 0"), 5);
     struct list l;
     const struct list_row *r = list_row(f, &l, 2);
     assert_non_null(r);
@@ -826,7 +810,7 @@ static void test_migration(void **state)
     /* Migration 6 runs again harmlessly over its own schema. */
     db_exec(f, "PRAGMA user_version = 5");
     fx_start(f, true);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), LATEST_SCHEMA);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), LATEST_SCHEMA);
     assert_true(list_row(f, &l, 2)->warned);
     fx_close(&f);
 }

@@ -153,21 +153,6 @@ static void wait_indexed(struct fx *f)
     }
 }
 
-static int64_t db_int(struct fx *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static void db_exec(struct fx *f, const char *sql)
 {
     sqlite3 *db = NULL;
@@ -421,9 +406,9 @@ static struct fx *fx_mail(const char *name)
     if (!lag)
         wait_indexed(f);
     /* Searched through the index, or every message through its text. */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), lag ? 0 : 6);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), lag ? 6 : 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), lag ? 0 : 6);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), lag ? 0 : 6);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), lag ? 6 : 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), lag ? 0 : 6);
     return f;
 }
 
@@ -618,58 +603,58 @@ static void test_dedup_and_gc(void **state)
     int64_t both[2] = { f->alice, f->bob };
     assert_int_equal(deliver_to(f, M_B64, both, 2), STORE_OK);
     int64_t bob_inbox = mailbox_id(f, f->bob, "INBOX");
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 1);
     assert_string_equal(BODY(f, "münchen"), "1");
     assert_string_equal(search(f, bob_inbox, STORE_TEXT_BODY, NULL, "münchen"), "1");
     wait_indexed(f);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
     /* The same bytes appended again: the blob and its index row are shared. */
     int64_t archive = mailbox_id(f, f->alice, "Archive");
     assert_int_equal(append(f, f->alice, "Archive", M_B64), 1);
     assert_string_equal(search(f, archive, STORE_TEXT_HEADER, "subject", "GRÜSSE"), "");
     assert_string_equal(search(f, archive, STORE_TEXT_HEADER, "subject", "GRÜẞE"), "1");
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 1);
     /* An appended message of its own is indexed. */
     int64_t drafts = mailbox_id(f, f->alice, "Drafts");
     assert_int_equal(append(f, f->alice, "Drafts", M_QP), 1);
     assert_string_equal(search(f, drafts, STORE_TEXT_BODY, NULL, "crème"), "1");
     assert_string_equal(search(f, drafts, STORE_TEXT_BODY, NULL, "münchen"), "");
     wait_indexed(f);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 2);
     /* The row stays while one reference does, and goes with the blob. */
     expunge_all(f, f->inbox, 1);
     expunge_all(f, bob_inbox, 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 2);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 2);
     assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "münchen"), "1");
     expunge_all(f, archive, 1);
     expunge_all(f, drafts, 1);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 0);
     assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "münchen"), "");
     /* Deleting a user drops its blobs' rows too (admin connection), */
     deliver(f, M_PLAIN);
     wait_indexed(f);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 1);
     assert_int_equal(store_user_del(f->s, "alice@example.test"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 0);
     /* and the queue row of a blob not indexed yet. */
     store_index_pause(f->s, true);
     assert_int_equal(deliver_to(f, M_QP, &f->bob, 1), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 1);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 1);
     assert_int_equal(store_user_del(f->s, "bob@example.test"), STORE_OK);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blobs"), 0);
     /* The writer's count still has it, until the indexer finds the queue
      * empty. */
     assert_int_equal(stats(f).index_pending, 1);
     store_index_pause(f->s, false);
     wait_indexed(f);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 0);
     db_exec(f, "INSERT INTO blob_text(blob_text) VALUES ('integrity-check')");
     fx_close(&f);
 }
@@ -682,8 +667,8 @@ static void test_failed_item(void **state)
     assert_int_equal(store_user_add(f->s, "carol@example.test", "$h$", "scram", 10), STORE_OK);
     int64_t carol = user_id(f, "carol@example.test");
     assert_int_equal(deliver_to(f, M_PLAIN, &carol, 1), STORE_QUOTA);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(stats(f).index_pending, 0);
     /* A group of many, the failed ones in it. */
     static struct res r[40];
@@ -702,11 +687,11 @@ static void test_failed_item(void **state)
     for (int i = 0; i < 40; i++)
         assert_int_equal(r[i].result, i % 4 == 3 ? STORE_QUOTA : STORE_OK);
     wait_indexed(f);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 30);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 30);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 30);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 30);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
     assert_int_equal(stats(f).indexed, 30);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text t WHERE NOT EXISTS"
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text t WHERE NOT EXISTS"
                                " (SELECT 1 FROM blobs b WHERE b.id = t.rowid)"), 0);
     /* The group's UIDs follow the order prepare() finished in. */
     const char *one = BODY(f, "word2word");
@@ -741,11 +726,11 @@ static void test_migration_upgrade(void **state)
     lag = true; /* paused from the start */
     fx_start(f);
     lag = was;
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 6);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), 6);
     /* Every blob is queued, nothing indexed yet. */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 8);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 8);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 0);
     int64_t drafts = mailbox_id(f, f->alice, "Drafts");
     for (int round = 0; round < 2; round++) {
         assert_string_equal(BODY(f, "grüße"), "2 5");
@@ -763,9 +748,9 @@ static void test_migration_upgrade(void **state)
         }
     }
     /* The unreadable blob left the queue without a text row. */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 8);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 7);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 8);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 7);
     assert_int_equal(stats(f).indexed, 8);
     /* Deliveries after the migration are indexed as usual. */
     deliver(f, "Subject: later\r\n\r\nafter the migration\r\n");
@@ -775,17 +760,17 @@ static void test_migration_upgrade(void **state)
     fx_stop(f);
     db_exec(f, "PRAGMA user_version = 2");
     fx_start(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 6);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 8);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), 6);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 8);
     assert_string_equal(BODY(f, "grüße"), "2 5");
     /* A version 3 database (indexed at delivery) has nothing to queue. */
     fx_stop(f);
     db_exec(f, "DROP TABLE index_queue; PRAGMA user_version = 3");
     fx_start(f);
-    assert_int_equal(db_int(f, "PRAGMA user_version"), 6);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_search"), 9);
+    assert_int_equal(testdir_db_int(f->db_path, "PRAGMA user_version"), 6);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_search"), 9);
     assert_string_equal(BODY(f, "after the"), "7");
     db_exec(f, "INSERT INTO blob_text(blob_text) VALUES ('integrity-check')");
     fx_close(&f);
@@ -811,7 +796,7 @@ static void test_cap(void **state)
         wait_indexed(f);
         assert_string_equal(BODY(f, "startmarker"), "1");
         assert_string_equal(BODY(f, "endmarker"), "");
-        assert_true(db_int(f, "SELECT length(header) + length(body) FROM blob_text")
+        assert_true(testdir_db_int(f->db_path, "SELECT length(header) + length(body) FROM blob_text")
                     <= MIME_TEXT_CAP);
     }
     fx_close(&f);
@@ -922,7 +907,7 @@ static void test_lag_mixed(void **state)
     deliver(f, M_PLAIN);                       /* 5: 1's blob, indexed */
     deliver(f, "Subject: fresh\r\n\r\nGrüße, fresh words\r\n"); /* 6, queued */
     deliver(f, "Subject: fresh\r\n\r\nGrüße, fresh words\r\n"); /* 7: 6's blob */
-    assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 3);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 3);
     assert_int_equal(stats(f).index_pending, 3);
     /* A queued message copied to another mailbox is found there too. */
     int64_t archive = mailbox_id(f, f->alice, "Archive");
@@ -948,16 +933,16 @@ static void test_lag_mixed(void **state)
         assert_string_equal(sent(f, STORE_SENT_ON, day_of(2026, 3, 4)), "4");
         if (round == 0) {
             /* The copy is done once its commit is: wait for it. */
-            while (db_int(f, "SELECT count(*) FROM messages") < 8)
+            while (testdir_db_int(f->db_path, "SELECT count(*) FROM messages") < 8)
                 uv_run(&f->loop, UV_RUN_ONCE);
             assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "ascii"), "1");
             store_index_pause(f->s, false);
             wait_indexed(f);
-            assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+            assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
         }
     }
     assert_string_equal(search(f, archive, STORE_TEXT_BODY, NULL, "ascii"), "1");
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 5);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 5);
     fx_close(&f);
 }
 
@@ -977,7 +962,7 @@ static void test_long_queue(void **state)
                " SELECT randomblob(32), (SELECT data FROM blobs WHERE id = 1),"
                "   (SELECT size FROM blobs WHERE id = 1), 1 FROM k;"
                " INSERT INTO index_queue(blob_id) SELECT id FROM blobs WHERE id > 6;");
-    assert_true(db_int(f, "SELECT count(*) FROM index_queue") > STORE_SEARCH_QUEUE_SCAN);
+    assert_true(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue") > STORE_SEARCH_QUEUE_SCAN);
     for (int round = 0; round < 2; round++) {
         assert_string_equal(BODY(f, "grüße"), "2 5");
         assert_string_equal(BODY(f, "ü"), "2 5");
@@ -989,7 +974,7 @@ static void test_long_queue(void **state)
         if (round == 0) {
             store_index_pause(f->s, false);
             wait_indexed(f);
-            assert_int_equal(db_int(f, "SELECT count(*) FROM index_queue"), 0);
+            assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue"), 0);
         }
     }
     fx_close(&f);
@@ -1020,7 +1005,7 @@ static void test_race(void **state)
         assert_string_equal(HEADER(f, "subject", "race"), want);
     }
     wait_indexed(f);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), N);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), N);
     assert_string_equal(BODY(f, "common text"), want);
     fx_close(&f);
 }
@@ -1043,7 +1028,7 @@ static void test_leftover(void **state)
     store_index_pause(f->s, false);
     wait_indexed(f);
     assert_int_equal(stats(f).indexed, 3);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), 6);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), 6);
     assert_string_equal(BODY(f, "grüße"), "2 5");
     assert_string_equal(TEXT(f, "carol"), "1 6");
     fx_close(&f);
@@ -1097,7 +1082,7 @@ static void test_close_prompt(void **state)
     double t2 = now_s();
     fx_stop(f);
     double t3 = now_s();
-    int64_t left = db_int(f, "SELECT count(*) FROM index_queue");
+    int64_t left = testdir_db_int(f->db_path, "SELECT count(*) FROM index_queue");
     if (getenv("STORE_TEST_VERBOSE"))
         fprintf(stderr, "close: %d deliveries in %.3f s; store_close %.1f ms after 100 ms of"
                 " indexing, %lld of %d left queued\n", N, t1 - t0, (t3 - t2) * 1e3,
@@ -1114,7 +1099,7 @@ static void test_close_prompt(void **state)
         fprintf(stderr, "indexer: %lld blobs in %.3f s (%llu batches)\n", (long long)left,
                 t1 - t0, (unsigned long long)stats(f).index_batches);
     assert_int_equal(stats(f).indexed, (uint64_t)left);
-    assert_int_equal(db_int(f, "SELECT count(*) FROM blob_text"), N);
+    assert_int_equal(testdir_db_int(f->db_path, "SELECT count(*) FROM blob_text"), N);
     assert_string_equal(BODY(f, "00000777 "), uid777);
     fx_close(&f);
 }

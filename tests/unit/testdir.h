@@ -5,6 +5,8 @@
 #ifndef PETREL_TESTDIR_H
 #define PETREL_TESTDIR_H
 
+#include <stdint.h>
+
 extern char testdir[];  /* the directory, once testdir_setup has run */
 
 /* cmocka group setup and teardown: makes the directory (and keeps the
@@ -14,5 +16,10 @@ int testdir_teardown(void **state);
 
 /* Removes dir and the files in it (a store: the database, -wal, -shm). */
 void testdir_rm(const char *dir);
+
+/* The first column of the first row sql gives (-1: no row), read from the
+ * database file through a connection of its own; fails the test on a bad
+ * query. */
+int64_t testdir_db_int(const char *db_path, const char *sql);
 
 #endif
