@@ -170,18 +170,6 @@ static enum smtpc_action pump(struct outbound *o)
 
 /* ------------------------------------------------------ connection events */
 
-static bool header_is_8bit(const char *msg, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)msg[i] >= 0x80)
-            return true;
-        if (msg[i] == '\n' && (i + 1 == len || msg[i + 1] == '\n' ||
-                               (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')))
-            return false;
-    }
-    return false;
-}
-
 static void on_open(struct conn *c)
 {
     struct outbound *o = conn_data(c);
@@ -196,14 +184,9 @@ static void on_open(struct conn *c)
         .auth_pass = smarthost && o->cfg->relay_user[0] ? o->cfg->relay_password : NULL,
     };
     const struct outbound_job *j = o->job;
-    bool eight_bit = false;
-    for (size_t i = 0; i < j->len && !eight_bit; i++)
-        eight_bit = (unsigned char)j->msg[i] >= 0x80;
     struct smtpc_envelope env = {
         .mail_from = j->mail_from, .rcpts = j->rcpts, .n_rcpts = j->n_rcpts,
-        .size = j->len, .eight_bit = eight_bit,
-        /* Non-ASCII in the header needs SMTPUTF8 (RFC 6531 §3.2). */
-        .smtputf8 = eight_bit && header_is_8bit(j->msg, j->len),
+        .size = j->len, .eight_bit = j->eight_bit, .smtputf8 = j->smtputf8,
     };
     log_event(PLOG_DEBUG, conn_id(c), "event=relay-connected host=%s ip=%s", t->host, t->ip);
     if (smtpc_new(&opts, &env, &o->c) != 0) {

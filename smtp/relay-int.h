@@ -67,6 +67,8 @@ struct outbound_job {
     size_t n_rcpts;
     const char *msg;                /* as it goes out: CRLF lines, signed */
     size_t len;
+    bool eight_bit;                 /* a byte over 127 anywhere: BODY=8BITMIME */
+    bool smtputf8;                  /* one in the header: SMTPUTF8 (RFC 6531 §3.2) */
 };
 
 struct outbound;

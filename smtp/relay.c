@@ -65,7 +65,8 @@ struct job {
     size_t out_len;
     char dkim_domain[DNS_NAME_MAX + 1];
     char dkim_selector[DNS_NAME_MAX + 1];
-    char *dkim_pem;
+    char *dkim_pem;                 /* the key to sign with, or NULL */
+    bool eight_bit, smtputf8;
     uv_work_t work;
 
     struct outbound_job ojob;
@@ -357,6 +358,7 @@ static void send_job(struct job *j)
         .mail_from = j->mail_from,
         .rcpts = j->addrs, .n_rcpts = j->n,
         .msg = j->out ? j->out : j->msg, .len = j->out ? j->out_len : j->len,
+        .eight_bit = j->eight_bit, .smtputf8 = j->smtputf8,
     };
     j->ob = outbound_start(j->r->srv, j->r->dns, j->r->cfg, &j->ojob, on_delivered, j);
     if (!j->ob) {
@@ -365,10 +367,27 @@ static void send_job(struct job *j)
     }
 }
 
-/* Pool: loads the key and signs; nothing of the runner is touched. */
-static void sign_work(uv_work_t *w)
+/* Where the message has bytes over 127: anywhere, and in the header. */
+static void scan_8bit(struct job *j)
 {
-    struct job *j = w->data;
+    const unsigned char *p = (const unsigned char *)j->msg;
+    bool in_header = true;
+    for (size_t i = 0; i < j->len; i++) {
+        if (p[i] >= 0x80) {
+            j->eight_bit = true;
+            j->smtputf8 |= in_header;
+            if (!in_header)
+                return;
+        }
+        /* The header ends at the first empty line. */
+        if (in_header && p[i] == '\n' && i + 1 < j->len &&
+            (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < j->len && p[i + 2] == '\n')))
+            in_header = false;
+    }
+}
+
+static void sign(struct job *j)
+{
     struct dkim_key *k = NULL;
     char err[256];
     if (dkim_key_load(j->dkim_pem, strlen(j->dkim_pem), j->dkim_domain, j->dkim_selector, &k,
@@ -380,23 +399,34 @@ static void sign_work(uv_work_t *w)
     if (dkim_sign(k, j->msg, j->len, time(NULL), NULL, &j->sig, &j->sig_len) != 0)
         j->sig = NULL;
     dkim_key_free(&k);
-    if (!j->sig)
+    if (!j->sig) {
+        log_event(PLOG_WARN, 0, "event=dkim-unsigned domain=%s reason=sign", j->dkim_domain);
         return;
+    }
     j->out = malloc(j->sig_len + j->len);
     if (j->out) {
         memcpy(j->out, j->sig, j->sig_len);
         memcpy(j->out + j->sig_len, j->msg, j->len);
         j->out_len = j->sig_len + j->len;
+    } else {
+        log_event(PLOG_WARN, 0, "event=dkim-unsigned domain=%s reason=memory", j->dkim_domain);
     }
 }
 
-static void sign_after(uv_work_t *w, int status)
+/* Pool: what would hold the loop for a large message (the 8-bit scan, the
+ * signature); nothing of the runner is touched. */
+static void prepare_work(uv_work_t *w)
 {
     struct job *j = w->data;
+    scan_8bit(j);
+    if (j->dkim_pem)
+        sign(j);
+}
+
+static void prepare_after(uv_work_t *w, int status)
+{
     (void)status;
-    if (!j->out)
-        log_event(PLOG_WARN, 0, "event=dkim-unsigned domain=%s", j->dkim_domain);
-    send_job(j);
+    send_job(w->data);
 }
 
 /* The newest key of a domain: the first row store_dkim_key_list gives. */
@@ -444,13 +474,13 @@ static void on_message(void *arg, int result, char *data, size_t len)
     j->msg = data + skip;
     j->len = len - skip;
     /* Signed by the From domain, so that DMARC aligns (RFC 7489 §3.1.1). */
-    if (dmarc_from_domain(j->msg, j->len, j->dkim_domain, sizeof j->dkim_domain) == DMARC_FROM_OK &&
-        store_dkim_key_list(j->r->store, j->dkim_domain, on_key, j) == STORE_OK && j->dkim_pem) {
-        j->work.data = j;
-        if (uv_queue_work(server_loop(j->r->srv), &j->work, sign_work, sign_after) == 0)
-            return;
+    if (dmarc_from_domain(j->msg, j->len, j->dkim_domain, sizeof j->dkim_domain) == DMARC_FROM_OK)
+        store_dkim_key_list(j->r->store, j->dkim_domain, on_key, j);
+    j->work.data = j;
+    if (uv_queue_work(server_loop(j->r->srv), &j->work, prepare_work, prepare_after) != 0) {
+        prepare_work(&j->work); /* no pool: on the loop, rather than not at all */
+        prepare_after(&j->work, 0);
     }
-    send_job(j);
 }
 
 static void start_job(struct job *j)
